@@ -1,0 +1,72 @@
+"""The error hierarchy of imgpipe.
+
+    ImgpipeError
+     ├── ConfigError          a setting is missing or malformed (start-up, never a client's fault)
+     ├── ValidationError      client input is invalid: carries every problem found (HTTP 400)
+     │    └── PayloadTooLarge  client input is over a size or count limit (HTTP 413)
+     ├── NotFound             the thing asked for does not exist (HTTP 404)
+     ├── PermanentFailure     retrying cannot help (HTTP 404 image, bomb, SSRF refusal): record it
+     │    └── UrlRefused       an outbound URL or the address it resolves to is not allowed
+     └── TransientFailure     retrying may help (timeouts, 5xx, 429, connection errors): raise it
+
+The function layer maps these to HTTP status codes or to retry / give-up decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ImgpipeError(Exception):
+    """Base of every error imgpipe raises on purpose."""
+
+
+class ConfigError(ImgpipeError):
+    """Raised when a setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a client's input: where it is and why it is wrong."""
+
+    message: str
+    line: int | None = None
+    column: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"line": self.line, "column": self.column, "message": self.message}
+
+
+class ValidationError(ImgpipeError):
+    """Raised when client input is invalid; ``problems`` lists every problem found (capped)."""
+
+    status_code = 400
+
+    def __init__(self, problems: list[Problem] | str, *, truncated: bool = False) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        self.problems = problems
+        self.truncated = truncated
+        super().__init__("; ".join(p.message for p in problems[:3]))
+
+
+class PayloadTooLarge(ValidationError):
+    """Raised when client input is over a size or count limit."""
+
+    status_code = 413
+
+
+class NotFound(ImgpipeError):
+    """Raised when a request (or other resource) asked for does not exist."""
+
+
+class PermanentFailure(ImgpipeError):
+    """Raised when retrying cannot help; the caller records the reason and gives up."""
+
+
+class UrlRefused(PermanentFailure):
+    """Raised when an outbound URL, or an address it resolves or redirects to, is not allowed."""
+
+
+class TransientFailure(ImgpipeError):
+    """Raised when retrying may help; the queue's redelivery does the retry."""

@@ -1,0 +1,118 @@
+"""Plain records passed between the domain modules (no I/O here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+
+class RequestStatus(str, Enum):
+    """Where a request is in its life."""
+
+    PENDING = "Pending"  # stored and fanned out; no image finished yet
+    PROCESSING = "Processing"  # at least one image finished (done or failed)
+    COMPLETED = "Completed"  # every image finished and the request was closed (exactly once)
+
+
+class ImageStatus(str, Enum):
+    """Where one image is in its life; DONE and FAILED are terminal."""
+
+    PENDING = "Pending"  # stored, maybe queued, not finished
+    DONE = "Done"  # compressed and stored; output_url is set
+    FAILED = "Failed"  # gave up; error says why
+
+    @property
+    def terminal(self) -> bool:
+        return self is not ImageStatus.PENDING
+
+
+@dataclass(frozen=True)
+class ProductRow:
+    """One validated product row of an uploaded CSV."""
+
+    line: int  # 1-based physical line in the CSV where the row starts
+    serial: int
+    name: str
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """What a queue message for one image carries, so processing needs no database read."""
+
+    request_id: str
+    seq: int  # 0-based position of the image in the whole request, in input order
+    url: str
+    total: int  # number of images in the request (for the fan-in)
+
+    def to_message(self) -> dict[str, object]:
+        return {"request_id": self.request_id, "seq": self.seq, "url": self.url, "total": self.total}
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """The result of compressing one image, recorded in the database."""
+
+    output_url: str
+    bytes_in: int
+    bytes_out: int
+    width: int
+    height: int
+    format: str  # e.g. "JPEG", "WEBP", "PNG"
+    quality: int
+    download_ms: int
+    process_ms: int
+    store_ms: int
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    request_id: str
+    status: RequestStatus
+    webhook_url: str | None
+    products: int
+    images: int
+    done: int
+    failed: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    fanout_completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image with its product, as the status endpoint and the webhook report it."""
+
+    request_id: str
+    seq: int
+    serial: int
+    product_name: str
+    url_index: int  # 0-based position of the URL within its product's cell
+    input_url: str
+    status: ImageStatus
+    output_url: str | None
+    error: str | None
+    bytes_in: int | None
+    bytes_out: int | None
+    width: int | None
+    height: int | None
+    attempts: int
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """One attempt to deliver a request's webhook."""
+
+    request_id: str
+    delivery_id: str
+    attempt: int
+    attempted_at: datetime
+    url: str
+    status_code: int | None
+    error: str | None
+    succeeded: bool

@@ -1,0 +1,198 @@
+"""One frozen settings object, read once from the environment.
+
+Every setting the app reads is listed in ``local.settings.json`` with its local default; the
+defaults below are the production defaults (closed where security is concerned).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from shared.errors import ConfigError
+
+AZURITE_CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+
+class Secret(str):
+    """A string that never shows itself in ``repr`` (so not in logs or error messages)."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+
+def expand_storage_connection_string(value: str) -> str:
+    """Expand ``UseDevelopmentStorage=true`` to Azurite's full connection string.
+
+    Older SDKs reject the shorthand, so every client is built from the expanded form.
+    """
+    if value.strip().rstrip(";").lower() == "usedevelopmentstorage=true":
+        return AZURITE_CONNECTION_STRING
+    return value
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, "").strip() or default
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    raw = env.get(name, "").strip()
+    networks = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {part!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def _optional_http_url(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw:
+        parts = urlsplit(raw)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ConfigError(f"{name} must be an absolute http(s) URL")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from its environment (see ``local.settings.json``)."""
+
+    # Storage account for queues and blobs; UseDevelopmentStorage=true is expanded to Azurite.
+    storage_connection_string: Secret
+    image_queue: str = "image-jobs"
+    notify_queue: str = "notify-jobs"
+    # Database: a SQL Server ODBC connection string selects SQL Server, else SQLite at sqlite_path.
+    sqlserver_connection_string: Secret = Secret("")
+    sqlite_path: Path = Path(".data/imgpipe.sqlite3")
+    redis_url: Secret = Secret("redis://127.0.0.1:6379/0")
+    # Output storage: "local" (a folder) or "blob" (a container of the storage account).
+    output_storage: str = "local"
+    output_dir: Path = Path("processed_images")
+    output_public_base_url: str = ""
+    output_container: str = "processed-images"
+    # Compression.
+    jpeg_quality: int = 50
+    size_target_ratio: float = 0.0  # 0 = off; e.g. 0.5 searches the quality for <= 50% of input bytes
+    max_image_pixels: int = 50_000_000
+    max_image_bytes: int = 30 * 1024 * 1024
+    # Outbound HTTP (images and webhooks).
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    max_redirects: int = 5
+    outbound_allowlist: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default=())
+    # Webhook.
+    default_webhook_url: str = ""
+    webhook_secret: Secret = Secret("")
+    webhook_timeout_s: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_retry_base_s: float = 5.0
+    # Client-controlled limits on an upload.
+    max_csv_bytes: int = 20 * 1024 * 1024
+    max_products: int = 10_000
+    max_urls_per_row: int = 20
+    # Fan-in state in Redis expires this long after the last write.
+    completion_ttl_s: int = 7 * 24 * 3600
+    # A fan-out not finished after this long is resumed by a retry or a status query.
+    fanout_stale_after_s: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        storage = env.get("AzureWebJobsStorage", "").strip()
+        if not storage:
+            raise ConfigError("AzureWebJobsStorage is not set")
+        output_storage = _text(env, "OUTPUT_STORAGE", "local").lower()
+        if output_storage not in {"local", "blob"}:
+            raise ConfigError(f"OUTPUT_STORAGE must be 'local' or 'blob', got {output_storage!r}")
+        quality = _int(env, "JPEG_QUALITY", 50, minimum=1)
+        if quality > 95:
+            raise ConfigError(f"JPEG_QUALITY must be at most 95, got {quality}")
+        ratio = _float(env, "SIZE_TARGET_RATIO", 0.0)
+        if ratio >= 1.0:
+            raise ConfigError(f"SIZE_TARGET_RATIO must be below 1 (0 turns it off), got {ratio}")
+        return cls(
+            storage_connection_string=Secret(expand_storage_connection_string(storage)),
+            image_queue=_text(env, "IMAGE_QUEUE_NAME", "image-jobs"),
+            notify_queue=_text(env, "NOTIFY_QUEUE_NAME", "notify-jobs"),
+            sqlserver_connection_string=Secret(env.get("SQLSERVER_CONNECTION_STRING", "").strip()),
+            sqlite_path=Path(_text(env, "SQLITE_PATH", ".data/imgpipe.sqlite3")),
+            redis_url=Secret(_text(env, "REDIS_URL", "redis://127.0.0.1:6379/0")),
+            output_storage=output_storage,
+            output_dir=Path(_text(env, "OUTPUT_DIR", "processed_images")),
+            output_public_base_url=_optional_http_url(env, "OUTPUT_PUBLIC_BASE_URL"),
+            output_container=_text(env, "OUTPUT_CONTAINER", "processed-images"),
+            jpeg_quality=quality,
+            size_target_ratio=ratio,
+            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 50_000_000, minimum=1),
+            max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 30 * 1024 * 1024, minimum=1),
+            connect_timeout_s=_float(env, "OUTBOUND_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1),
+            read_timeout_s=_float(env, "OUTBOUND_READ_TIMEOUT_SECONDS", 20.0, minimum=0.1),
+            max_redirects=_int(env, "OUTBOUND_MAX_REDIRECTS", 5),
+            outbound_allowlist=_networks(env, "OUTBOUND_ALLOWLIST"),
+            default_webhook_url=_optional_http_url(env, "DEFAULT_WEBHOOK_URL"),
+            webhook_secret=Secret(env.get("WEBHOOK_SECRET", "").strip()),
+            webhook_timeout_s=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8, minimum=1),
+            webhook_retry_base_s=_float(env, "WEBHOOK_RETRY_BASE_SECONDS", 5.0),
+            max_csv_bytes=_int(env, "MAX_CSV_BYTES", 20 * 1024 * 1024, minimum=1),
+            max_products=_int(env, "MAX_PRODUCTS", 10_000, minimum=1),
+            max_urls_per_row=_int(env, "MAX_URLS_PER_ROW", 20, minimum=1),
+            completion_ttl_s=_int(env, "COMPLETION_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
+            fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", 60.0),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use (not at import, so tests can set the env)."""
+    return Settings.from_env()
