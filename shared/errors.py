@@ -3,7 +3,8 @@
     ImgpipeError
      ├── ConfigError          a setting is missing or malformed (start-up, never a client's fault)
      ├── ValidationError      client input is invalid: carries every problem found (HTTP 400)
-     │    └── PayloadTooLarge  client input is over a size or count limit (HTTP 413)
+     │    ├── PayloadTooLarge  client input is over a size or count limit (HTTP 413)
+     │    └── UnsupportedMediaType  the upload is neither multipart form-data nor CSV (HTTP 415)
      ├── NotFound             the thing asked for does not exist (HTTP 404)
      ├── PermanentFailure     retrying cannot help (HTTP 404 image, bomb, SSRF refusal): record it
      │    └── UrlRefused       an outbound URL or the address it resolves to is not allowed
@@ -54,6 +55,12 @@ class PayloadTooLarge(ValidationError):
     """Raised when client input is over a size or count limit."""
 
     status_code = 413
+
+
+class UnsupportedMediaType(ValidationError):
+    """Raised when an upload's content type is neither multipart/form-data nor text/csv."""
+
+    status_code = 415
 
 
 class NotFound(ImgpipeError):

@@ -140,6 +140,8 @@ class Settings:
     max_csv_bytes: int = 20 * 1024 * 1024
     max_products: int = 10_000
     max_urls_per_row: int = 20
+    # Must equal host.json extensions.queues.maxDequeueCount: the last attempt records Failed.
+    max_dequeue_count: int = 5
     # Fan-in state in Redis expires this long after the last write.
     completion_ttl_s: int = 7 * 24 * 3600
     # A fan-out not finished after this long is resumed by a retry or a status query.
@@ -187,6 +189,7 @@ class Settings:
             max_csv_bytes=_int(env, "MAX_CSV_BYTES", 20 * 1024 * 1024, minimum=1),
             max_products=_int(env, "MAX_PRODUCTS", 10_000, minimum=1),
             max_urls_per_row=_int(env, "MAX_URLS_PER_ROW", 20, minimum=1),
+            max_dequeue_count=_int(env, "MAX_DEQUEUE_COUNT", 5, minimum=1),
             completion_ttl_s=_int(env, "COMPLETION_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
             fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", 60.0),
         )

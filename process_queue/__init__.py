@@ -1,0 +1,18 @@
+"""Compress one image; the invocation that finishes a request's last image triggers the notify.
+
+A transient failure raises, so the queue retries it; the notify output is written only when the
+invocation succeeds.
+"""
+
+import json
+
+import azure.functions as func
+
+from shared import functions_adapter as adapter
+from shared import process
+
+
+def main(msg: func.QueueMessage, notify: func.Out[str]) -> None:
+    result = process.process_image(adapter.queue_text(msg), msg.dequeue_count or 1)
+    if result.notify is not None:
+        notify.set(json.dumps(result.notify))

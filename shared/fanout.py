@@ -1,0 +1,43 @@
+"""Fan-out: one image-queue message per stored image, resumable after any interruption.
+
+Each image row carries ``enqueued_at``; it is set in batches as sends succeed, so a fan-out cut
+short (a crash, a timeout, a queue outage) is resumed by sending only the unmarked images. A send
+whose mark was lost is sent again: harmless, because processing an image is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from shared import services
+from shared.queues import ConcurrentSender
+from shared.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def fan_out(store: Store, request_id: str) -> int:
+    """Send every not-yet-enqueued image of the request; returns how many were sent."""
+    tasks = store.unenqueued_tasks(request_id)
+    sender = ConcurrentSender(services.image_queue(), services.send_executor())
+    sent = sender.send_all(
+        [(task.seq, task.to_message()) for task in tasks],
+        on_sent=lambda seqs: store.mark_enqueued(request_id, seqs),
+    )
+    store.mark_fanout_complete(request_id)
+    logger.info("fan-out of request %s: %d image messages sent", request_id, sent)
+    return sent
+
+
+def resume_if_stale(store: Store, request_id: str, created_at: datetime, stale_after_s: float) -> bool:
+    """Resume a fan-out that should long have finished; returns whether it resumed one."""
+    if datetime.now(UTC) - _aware(created_at) < timedelta(seconds=stale_after_s):
+        return False
+    logger.warning("resuming the interrupted fan-out of request %s", request_id)
+    fan_out(store, request_id)
+    return True
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

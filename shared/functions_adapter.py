@@ -1,0 +1,118 @@
+"""The one module that speaks ``azure.functions``: requests in, responses out, errors mapped.
+
+Function folders bind, call one use case, and hand the result or the error to a function here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urljoin
+
+import azure.functions as func
+
+from shared import services
+from shared.errors import (
+    ImgpipeError,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    UnsupportedMediaType,
+    ValidationError,
+)
+from shared.status import StatusAnswer, StatusQuery
+from shared.upload import UploadAccepted, UploadInput
+
+logger = logging.getLogger(__name__)
+
+CSV_CONTENT_TYPES = {"text/csv", "application/csv", "application/vnd.ms-excel", "text/plain"}
+# Room for the multipart envelope around a CSV that is just under the limit.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _json(status: int, document: object, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(document, ensure_ascii=False),
+        status_code=status,
+        mimetype="application/json",
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def upload_input(req: func.HttpRequest) -> UploadInput:
+    settings = services.settings()
+    body = req.get_body()
+    if len(body) > settings.max_csv_bytes + MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(f"the upload is larger than {settings.max_csv_bytes} bytes")
+    media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    webhook_url = req.params.get("webhook_url")
+    if media_type == "multipart/form-data":
+        try:
+            upload = req.files.get("file")
+            webhook_url = req.form.get("webhook_url") or webhook_url
+        except Exception:  # werkzeug raises several types on a broken envelope
+            raise ValidationError([Problem("the multipart/form-data body cannot be parsed")]) from None
+        if upload is None:
+            raise ValidationError([Problem("the multipart form has no 'file' field with the CSV", column="file")])
+        csv_data = upload.read(settings.max_csv_bytes + 1)
+    elif media_type in CSV_CONTENT_TYPES:
+        csv_data = body
+    else:
+        raise UnsupportedMediaType(
+            [Problem(f"content type {media_type or '(none)'!r} is not multipart/form-data or text/csv")]
+        )
+    return UploadInput(
+        csv_data=csv_data,
+        webhook_url=webhook_url or None,
+        idempotency_key=req.headers.get("idempotency-key"),
+    )
+
+
+def accepted_response(req: func.HttpRequest, accepted: UploadAccepted) -> func.HttpResponse:
+    location = urljoin(req.url, f"status/{accepted.request_id}")
+    document = {
+        "request_id": accepted.request_id,
+        "status": accepted.status.value,
+        "products": accepted.products,
+        "images": accepted.images,
+    }
+    return _json(202, document, {"Location": location, "Retry-After": "2"})
+
+
+def status_query(req: func.HttpRequest) -> StatusQuery:
+    accept = (req.headers.get("accept") or "").lower()
+    include = {part.strip() for part in (req.params.get("include") or "").split(",")}
+    return StatusQuery(
+        request_id=req.route_params.get("request_id", ""),
+        include_images="images" in include,
+        as_csv=req.params.get("format") == "csv" or "text/csv" in accept,
+    )
+
+
+def status_response(answer: StatusAnswer) -> func.HttpResponse:
+    if answer.csv is not None:
+        return func.HttpResponse(answer.csv, status_code=200, mimetype="text/csv", charset="utf-8")
+    return _json(200, answer.document)
+
+
+def error_response(exc: Exception) -> func.HttpResponse:
+    """Map an error to a response that explains client mistakes and hides everything else."""
+    if isinstance(exc, ValidationError):
+        document = {
+            "error": str(exc) or "invalid request",
+            "problems": [problem.as_dict() for problem in exc.problems],
+            "truncated": exc.truncated,
+        }
+        return _json(exc.status_code, document)
+    if isinstance(exc, NotFound):
+        return _json(404, {"error": "not found"})
+    if isinstance(exc, ImgpipeError):
+        logger.warning("request failed: %s", type(exc).__name__, exc_info=True)
+        return _json(503, {"error": "temporarily unavailable, retry later"}, {"Retry-After": "5"})
+    logger.error("unexpected error", exc_info=True)
+    return _json(500, {"error": "internal error"})
+
+
+def queue_text(msg: func.QueueMessage) -> str:
+    return msg.get_body().decode("utf-8")

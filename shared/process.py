@@ -1,0 +1,136 @@
+"""Processing one image message: download, compress, store, record, count towards the fan-in.
+
+Idempotent under redelivery: an image already terminal in the database is not worked again, the
+output name is deterministic (a retry overwrites), the outcome is recorded with a conditional
+update, and the fan-in counts each image once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+from shared import services
+from shared.errors import PermanentFailure
+from shared.imaging import compress_image
+from shared.models import ImageOutcome, ImageTask
+from shared.outbound import download
+from shared.queues import decode
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 500
+
+
+class Outcome(str, Enum):
+    """What this invocation did with its image."""
+
+    DONE = "done"  # compressed and recorded now
+    FAILED = "failed"  # recorded as failed now (permanent failure, or the last attempt)
+    ALREADY = "already"  # the image was terminal before: only the fan-in was (re)counted
+    UNKNOWN = "unknown"  # the database has no such image: nothing to do
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    outcome: Outcome
+    notify: dict[str, object] | None  # the notify-queue message, when this image completed the request
+
+
+def parse_task(body: str) -> ImageTask:
+    fields = decode(body)
+    try:
+        task = ImageTask(
+            request_id=str(fields["request_id"]),
+            seq=int(fields["seq"]),
+            url=str(fields["url"]),
+            total=int(fields["total"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise PermanentFailure("image message lacks request_id, seq, url or total") from None
+    if task.seq < 0 or task.total <= task.seq:
+        raise PermanentFailure("image message has seq outside 0..total-1")
+    return task
+
+
+def process_image(body: str, dequeue_count: int) -> ProcessResult:
+    """Handle one image message; raises to have the queue retry a transient failure."""
+    task = parse_task(body)
+    store = services.store()
+    status = store.image_status(task.request_id, task.seq)
+    if status is None:
+        logger.warning("image %s/%d is not in the database; dropping the message", task.request_id, task.seq)
+        return ProcessResult(Outcome.UNKNOWN, None)
+    if status.terminal:
+        outcome = Outcome.ALREADY
+    else:
+        store.mark_started(task.request_id, task.seq)
+        outcome = _work(task, dequeue_count)
+    fires = services.completion_tracker().record(
+        task.request_id, task.seq, task.total, seed=lambda: store.terminal_seqs(task.request_id)
+    )
+    if fires:
+        logger.info("request %s: last image finished, notifying", task.request_id)
+    return ProcessResult(outcome, {"request_id": task.request_id} if fires else None)
+
+
+def _work(task: ImageTask, dequeue_count: int) -> Outcome:
+    store = services.store()
+    try:
+        outcome = compress_and_store(task)
+    except PermanentFailure as exc:
+        store.record_failed(task.request_id, task.seq, _reason(exc))
+        logger.info("image %s/%d failed: %s", task.request_id, task.seq, _reason(exc))
+        return Outcome.FAILED
+    except Exception as exc:
+        if dequeue_count < services.settings().max_dequeue_count:
+            raise
+        reason = f"gave up after {dequeue_count} attempts: {_reason(exc)}"
+        store.record_failed(task.request_id, task.seq, reason)
+        logger.warning("image %s/%d %s", task.request_id, task.seq, reason, exc_info=True)
+        return Outcome.FAILED
+    store.record_done(task.request_id, task.seq, outcome)
+    return Outcome.DONE
+
+
+def compress_and_store(task: ImageTask) -> ImageOutcome:
+    settings = services.settings()
+    started = time.perf_counter()
+    data = download(
+        services.http_session(),
+        task.url,
+        max_bytes=settings.max_image_bytes,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+        total_timeout_s=settings.read_timeout_s * 3,
+    )
+    downloaded = time.perf_counter()
+    image = compress_image(
+        data,
+        quality=settings.jpeg_quality,
+        max_pixels=settings.max_image_pixels,
+        size_target_ratio=settings.size_target_ratio,
+    )
+    compressed = time.perf_counter()
+    name = f"{task.request_id}/{task.seq:05d}.{image.extension}"
+    output_url = services.output_storage().put(name, image.data, image.content_type)
+    stored = time.perf_counter()
+    return ImageOutcome(
+        output_url=output_url,
+        bytes_in=len(data),
+        bytes_out=len(image.data),
+        width=image.width,
+        height=image.height,
+        format=image.format,
+        quality=image.quality,
+        download_ms=round((downloaded - started) * 1000),
+        process_ms=round((compressed - downloaded) * 1000),
+        store_ms=round((stored - compressed) * 1000),
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:MAX_ERROR_CHARS]

@@ -1,0 +1,95 @@
+"""Accepting an upload: validate the CSV, store it in one transaction, fan out one message per image."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+
+from shared import services
+from shared.csv_input import parse_products
+from shared.errors import PayloadTooLarge, Problem, TransientFailure, ValidationError
+from shared.fanout import fan_out
+from shared.models import RequestStatus
+from shared.store import DuplicateRequest, Store
+from shared.urls import url_problem
+
+logger = logging.getLogger(__name__)
+
+# Printable ASCII without spaces, as most APIs that take an Idempotency-Key accept.
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+@dataclass(frozen=True)
+class UploadInput:
+    csv_data: bytes
+    webhook_url: str | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class UploadAccepted:
+    request_id: str
+    status: RequestStatus
+    products: int
+    images: int
+    replayed: bool  # an earlier upload with the same Idempotency-Key is answered again
+
+
+def accept_upload(upload: UploadInput) -> UploadAccepted:
+    settings = services.settings()
+    _check_options(upload)
+    store = services.store()
+    if upload.idempotency_key:
+        existing = store.find_by_idempotency_key(upload.idempotency_key)
+        if existing is not None:
+            return _replay(store, existing)
+    if len(upload.csv_data) > settings.max_csv_bytes:
+        raise PayloadTooLarge(f"the CSV is larger than {settings.max_csv_bytes} bytes")
+    products = parse_products(
+        upload.csv_data, max_products=settings.max_products, max_urls_per_row=settings.max_urls_per_row
+    )
+    request_id = str(uuid.uuid4())
+    webhook_url = upload.webhook_url or settings.default_webhook_url or None
+    try:
+        store.create_request(request_id, products, webhook_url, upload.idempotency_key)
+    except DuplicateRequest as duplicate:  # the same key raced us: answer as its replay
+        return _replay(store, duplicate.request_id)
+    images = sum(len(product.urls) for product in products)
+    logger.info("request %s stored: %d products, %d images", request_id, len(products), images)
+    _fan_out_or_defer(store, request_id)
+    return UploadAccepted(request_id, RequestStatus.PENDING, len(products), images, replayed=False)
+
+
+def _check_options(upload: UploadInput) -> None:
+    problems = []
+    if upload.webhook_url is not None:
+        reason = url_problem(upload.webhook_url)
+        if reason:
+            problems.append(Problem(f"webhook_url: {reason}", column="webhook_url"))
+    if upload.idempotency_key is not None and not IDEMPOTENCY_KEY_PATTERN.fullmatch(upload.idempotency_key):
+        problems.append(
+            Problem("Idempotency-Key must be 1-200 printable ASCII characters", column="Idempotency-Key")
+        )
+    if problems:
+        raise ValidationError(problems)
+
+
+def _replay(store: Store, request_id: str) -> UploadAccepted:
+    record = store.get_request(request_id)
+    if record is None:  # deleted between the look-up and now
+        raise TransientFailure("the earlier request with this Idempotency-Key is gone; retry")
+    if record.fanout_completed_at is None:
+        _fan_out_or_defer(store, request_id)
+    return UploadAccepted(request_id, record.status, record.products, record.images, replayed=True)
+
+
+def _fan_out_or_defer(store: Store, request_id: str) -> None:
+    """Fan out now; if the queue fails, the stored request is resumed later, so still accept it."""
+    try:
+        fan_out(store, request_id)
+    except TransientFailure:
+        logger.warning(
+            "fan-out of request %s interrupted; a retry or a status query resumes it", request_id, exc_info=True
+        )

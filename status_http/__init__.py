@@ -1,0 +1,14 @@
+"""GET /api/status/{request_id}: progress as JSON, per-image results, or the output CSV."""
+
+import azure.functions as func
+
+from shared import functions_adapter as adapter
+from shared import status
+
+
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        answer = status.get_status(adapter.status_query(req))
+    except Exception as exc:
+        return adapter.error_response(exc)
+    return adapter.status_response(answer)

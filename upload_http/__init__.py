@@ -1,0 +1,14 @@
+"""POST /api/upload: accept a CSV of products and image URLs, answer 202 with the request id."""
+
+import azure.functions as func
+
+from shared import functions_adapter as adapter
+from shared import upload
+
+
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        accepted = upload.accept_upload(adapter.upload_input(req))
+    except Exception as exc:
+        return adapter.error_response(exc)
+    return adapter.accepted_response(req, accepted)
