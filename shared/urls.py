@@ -19,6 +19,8 @@ _ASCII_HOST = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 def _has_whitespace_or_control(text: str) -> bool:
+    if text.isascii():  # the common case, checked without a per-character loop
+        return " " in text or not text.isprintable()
     return any(ch.isspace() or unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in text)
 
 
