@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from shared.errors import UrlRefused
+from shared.errors import ConfigError, UrlRefused
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class WebhookSender:
 
     def __init__(self, session: requests.Session, secret: str, timeout_s: float) -> None:
         if not secret:
-            raise ValueError("a webhook secret is required to sign deliveries")
+            raise ConfigError("WEBHOOK_SECRET is not set: webhooks are never sent unsigned")
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         self._session = session
