@@ -1,0 +1,107 @@
+"""Storage queue plumbing shared by the trigger listener and the output binding.
+
+Messages are read and written as raw text; base64 is done here so an undecodable body can be told
+apart from a transport error (the SDK's decode policy raises an opaque AttributeError).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+import threading
+from collections.abc import Mapping
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.queue import QueueClient, QueueServiceClient
+
+from devhost.discovery import Binding, FunctionLoadError
+from devhost.settings import resolve_setting_name
+
+logger = logging.getLogger(__name__)
+DEFAULT_CONNECTION = "AzureWebJobsStorage"
+BASE64 = "base64"
+NONE = "none"
+ENCODINGS = {BASE64, NONE}
+POISON_SUFFIX = "-poison"
+
+
+def encode(message: str | bytes, encoding: str) -> str:
+    raw = message.encode("utf-8") if isinstance(message, str) else message
+    if encoding == BASE64:
+        return base64.b64encode(raw).decode("ascii")
+    return raw.decode("utf-8")
+
+
+def decode(text: str, encoding: str) -> bytes | None:
+    """The message body as bytes, or None when it is not valid in ``encoding``."""
+    if encoding == NONE:
+        return text.encode("utf-8")
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return None
+
+
+class QueueClients:
+    """One service client per connection setting; never exposes the connection string."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._services: dict[str, QueueServiceClient] = {}
+        self._created: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def check(self, function: str, binding: Binding) -> None:
+        """Fail start-up when a binding's connection setting is missing."""
+        setting = connection_setting(binding)
+        if resolve_setting_name(setting, self._environ) is None:
+            raise FunctionLoadError(
+                f"function '{function}', binding '{binding.name}': "
+                f"storage connection setting '{setting}' is not set"
+            )
+        if not str(binding.get("queueName") or ""):
+            raise FunctionLoadError(
+                f"function '{function}', binding '{binding.name}': 'queueName' is required"
+            )
+
+    def queue(self, setting: str, queue_name: str) -> QueueClient:
+        with self._lock:
+            service = self._services.get(setting)
+            if service is None:
+                value = resolve_setting_name(setting, self._environ)
+                if value is None:
+                    raise FunctionLoadError(f"storage connection setting '{setting}' is not set")
+                service = QueueServiceClient.from_connection_string(value)
+                self._services[setting] = service
+        return service.get_queue_client(queue_name.lower())
+
+    def send(self, setting: str, queue_name: str, messages: list[str | bytes], encoding: str) -> None:
+        """Write output messages, creating the queue on first use (as the output binding does)."""
+        client = self.queue(setting, queue_name)
+        self._ensure(setting, client)
+        for message in messages:
+            try:
+                client.send_message(encode(message, encoding))
+            except ResourceNotFoundError:
+                self._created.discard((setting, client.queue_name))
+                self._ensure(setting, client)
+                client.send_message(encode(message, encoding))
+
+    def send_raw(self, setting: str, queue_name: str, text: str) -> None:
+        client = self.queue(setting, queue_name)
+        self._ensure(setting, client)
+        client.send_message(text)
+
+    def _ensure(self, setting: str, client: QueueClient) -> None:
+        key = (setting, client.queue_name)
+        if key in self._created:
+            return
+        with contextlib.suppress(ResourceExistsError):
+            client.create_queue()
+        self._created.add(key)
+
+
+def connection_setting(binding: Binding) -> str:
+    return str(binding.get("connection") or DEFAULT_CONNECTION)

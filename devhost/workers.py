@@ -1,0 +1,185 @@
+"""Host side of the worker processes: start them, dispatch invocations, collect results.
+
+Each worker imports the app and runs functions; the host keeps the I/O. Invocations go to the worker
+with the fewest in flight. A worker that dies fails its in-flight invocations and is replaced by
+``supervise()``, which the host's main thread calls (so the kernel's parent-death signal, tied to the
+thread that started the worker, only fires when the host itself ends).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+from devhost.discovery import FunctionLoadError, FunctionSpec
+from devhost.invocation import InvocationRequest, InvocationResult, ShutdownRequest, WorkerReady
+from devhost.worker_process import worker_main
+
+logger = logging.getLogger(__name__)
+READY_TIMEOUT_SECONDS = 120.0
+
+
+class WorkerCrashed(Exception):
+    """The worker process running an invocation exited before answering."""
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: BaseProcess
+    conn: Connection
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+    pending: dict[str, Future[InvocationResult]] = field(default_factory=dict)
+    alive: bool = True
+
+
+class WorkerPool:
+    def __init__(self, specs: list[FunctionSpec], process_count: int, thread_count: int | None) -> None:
+        self._specs = specs
+        self._process_count = max(1, process_count)
+        self._thread_count = thread_count
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._closing = False
+
+    def start(self) -> None:
+        """Start every worker and wait until each has loaded the app; raise on a load error."""
+        starting = [self._spawn(index) for index in range(self._process_count)]
+        try:
+            for worker in starting:
+                self._await_ready(worker)
+        except Exception:
+            for worker in starting:
+                _kill(worker)
+            raise
+        with self._lock:
+            self._workers = starting
+        for worker in starting:
+            threading.Thread(
+                target=self._read, args=(worker,), name=f"worker-{worker.index}", daemon=True
+            ).start()
+
+    def submit(self, request: InvocationRequest) -> Future[InvocationResult]:
+        future: Future[InvocationResult] = Future()
+        with self._lock:
+            live = [w for w in self._workers if w.alive]
+            if not live or self._closing:
+                future.set_exception(WorkerCrashed("no worker process is running"))
+                return future
+            worker = min(live, key=lambda w: len(w.pending))
+            worker.pending[request.invocation_id] = future
+        try:
+            with worker.send_lock:
+                worker.conn.send(request)
+        except (OSError, ValueError) as exc:
+            self._fail(
+                worker, request.invocation_id, WorkerCrashed(f"worker {worker.index} unreachable: {exc}")
+            )
+        return future
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return sum(len(w.pending) for w in self._workers)
+
+    def supervise(self) -> None:
+        """Replace dead workers; call from the main thread."""
+        with self._lock:
+            if self._closing:
+                return
+            dead = [w for w in self._workers if not w.alive]
+        for worker in dead:
+            logger.error(
+                "Worker process %d exited (code %s); starting a new one",
+                worker.index,
+                worker.process.exitcode,
+            )
+            replacement = self._spawn(worker.index)
+            try:
+                self._await_ready(replacement)
+            except Exception:
+                logger.exception("Replacement worker %d failed to start", worker.index)
+                _kill(replacement)
+                continue
+            with self._lock:
+                self._workers = [replacement if w is worker else w for w in self._workers]
+            threading.Thread(target=self._read, args=(replacement,), daemon=True).start()
+
+    def close(self, timeout: float) -> None:
+        """Ask workers to finish what they run, then make sure none is left."""
+        with self._lock:
+            self._closing = True
+            workers = list(self._workers)
+        for worker in workers:
+            try:
+                with worker.send_lock:
+                    worker.conn.send(ShutdownRequest())
+            except (OSError, ValueError):
+                pass
+        for worker in workers:
+            worker.process.join(timeout)
+            _kill(worker)
+
+    def _spawn(self, index: int) -> _Worker:
+        parent_end, child_end = self._context.Pipe()
+        process = self._context.Process(
+            target=worker_main,
+            args=(child_end, self._specs, self._thread_count, index),
+            name=f"devhost-worker-{index}",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()
+        return _Worker(index, process, parent_end)
+
+    def _await_ready(self, worker: _Worker) -> None:
+        if not worker.conn.poll(READY_TIMEOUT_SECONDS):
+            raise FunctionLoadError(f"worker process {worker.index} did not load the app in time")
+        try:
+            ready = worker.conn.recv()
+        except EOFError as exc:
+            raise FunctionLoadError(f"worker process {worker.index} exited while loading the app") from exc
+        if not isinstance(ready, WorkerReady):
+            raise FunctionLoadError(f"worker process {worker.index} sent {type(ready).__name__} before ready")
+        if ready.errors:
+            raise FunctionLoadError("\n".join(ready.errors))
+
+    def _read(self, worker: _Worker) -> None:
+        while True:
+            try:
+                result = worker.conn.recv()
+            except (EOFError, OSError):
+                break
+            if isinstance(result, InvocationResult):
+                with self._lock:
+                    future = worker.pending.pop(result.invocation_id, None)
+                if future is not None:
+                    future.set_result(result)
+        worker.process.join(1)
+        with self._lock:
+            worker.alive = False
+            pending = list(worker.pending)
+        for invocation_id in pending:
+            self._fail(worker, invocation_id, WorkerCrashed(f"worker process {worker.index} exited"))
+
+    def _fail(self, worker: _Worker, invocation_id: str, error: Exception) -> None:
+        with self._lock:
+            future = worker.pending.pop(invocation_id, None)
+        if future is not None:
+            future.set_exception(error)
+
+
+def _kill(worker: _Worker) -> None:
+    worker.alive = False
+    if worker.process.is_alive():
+        worker.process.terminate()
+        worker.process.join(5)
+    if worker.process.is_alive():
+        worker.process.kill()
+        worker.process.join(5)
+    worker.conn.close()
