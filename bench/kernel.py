@@ -24,6 +24,7 @@ import statistics
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -59,6 +60,8 @@ class ImageResult:
     bytes_in: int
     bytes_out: int
     seconds: float
+    output_format: str
+    output_quality: int  # 0 when the service kept the input bytes (its output was not smaller)
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,11 @@ def _worker(
             before = time.perf_counter()
             output = compress_image(data, quality=quality, max_pixels=max_pixels, size_target_ratio=0.0)
             seconds = time.perf_counter() - before
-            images.append(ImageResult(name, width, height, len(data), len(output.data), seconds))
+            images.append(
+                ImageResult(
+                    name, width, height, len(data), len(output.data), seconds, output.format, output.quality
+                )
+            )
         results.put(WorkerResult(started, time.perf_counter(), images))
     except BaseException as exc:
         results.put(f"worker {os.getpid()} failed: {exc!r}")
@@ -175,6 +182,8 @@ def summarise(
             "p95": round(statistics.quantiles(per_image_ms, n=20)[-1], 2) if len(per_image_ms) > 1 else None,
             "max": round(max(per_image_ms), 2),
         },
+        "output_formats": dict(sorted(Counter(i.output_format for i in first).items())),
+        "kept_input_bytes": sum(1 for i in first if i.output_quality == 0),
         "bytes_ratio_out_in": {
             "total": round(sum(i.bytes_out for i in first) / sum(i.bytes_in for i in first), 4),
             "min": round(min(ratios), 4),
