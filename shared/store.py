@@ -1,0 +1,460 @@
+"""The database: requests, their products and images, and webhook delivery attempts.
+
+One ``Store`` works over any DB-API connection factory plus a ``Dialect`` (SQLite by default,
+SQL Server through pyodbc in production). The SQL here is generic with ``?`` parameters; what
+differs between the two lives in ``shared.sql_dialect``.
+
+Concurrency: methods are called from thread pools, and several processes share one SQLite file.
+Each thread gets its own connection; SQLite runs in WAL mode with a busy timeout, and a transient
+error (locked, busy, deadlock, lost connection) retries the whole transaction with backoff a few
+times, then raises ``TransientFailure``. State changes are conditional updates, so a redelivered
+message or a racing worker cannot finish an image or complete a request twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shared.errors import ImgpipeError, TransientFailure
+from shared.models import (
+    DeliveryAttempt,
+    ImageOutcome,
+    ImageRecord,
+    ImageStatus,
+    ImageTask,
+    ProductRow,
+    RequestRecord,
+    RequestStatus,
+)
+from shared.settings import Settings
+from shared.sql_dialect import DBAPIConnection, DBAPICursor, Dialect, SQLiteDialect, TSQLDialect
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+BULK_ROWS = 1000  # rows per executemany call: bounds the parameter lists held in memory
+IN_LIST_SIZE = 500  # seqs per "IN (...)" (SQL Server allows 2,100 parameters a statement)
+MAX_ERROR_CHARS = 1000
+SQLITE_BUSY_TIMEOUT_S = 5.0
+SQLSERVER_LOGIN_TIMEOUT_S = 15
+
+# Status values are written literally in the SQL below; tests check they match the enums.
+
+INSERT_REQUEST = (
+    "INSERT INTO requests (request_id, status, webhook_url, idempotency_key, products, images,"
+    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_PRODUCT = "INSERT INTO products (request_id, serial, line, name) VALUES (?, ?, ?, ?)"
+INSERT_IMAGE = (
+    "INSERT INTO images (request_id, seq, serial, url_index, input_url, status, attempts)"
+    " VALUES (?, ?, ?, ?, ?, 'Pending', 0)"
+)
+SELECT_BY_KEY = "SELECT request_id FROM requests WHERE idempotency_key = ?"
+SELECT_REQUEST = (
+    "SELECT r.status, r.webhook_url, r.products, r.images, r.created_at, r.updated_at,"
+    " r.completed_at, r.fanout_completed_at,"
+    " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Done'),"
+    " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Failed')"
+    " FROM requests r WHERE r.request_id = ?"
+)
+SELECT_UNENQUEUED = (
+    "SELECT i.seq, i.input_url, r.images FROM images i JOIN requests r ON r.request_id = i.request_id"
+    " WHERE i.request_id = ? AND i.enqueued_at IS NULL ORDER BY i.seq"
+)
+MARK_ENQUEUED = (
+    "UPDATE images SET enqueued_at = ? WHERE request_id = ? AND enqueued_at IS NULL AND seq IN ({})"
+)
+MARK_FANOUT_COMPLETE = (
+    "UPDATE requests SET fanout_completed_at = ?, updated_at = ?"
+    " WHERE request_id = ? AND fanout_completed_at IS NULL"
+)
+STALE_FANOUTS = (
+    "request_id FROM requests WHERE fanout_completed_at IS NULL AND created_at < ? ORDER BY created_at"
+)
+SELECT_IMAGE_STATUS = "SELECT status FROM images WHERE request_id = ? AND seq = ?"
+MARK_STARTED = (
+    "UPDATE images SET started_at = COALESCE(started_at, ?), attempts = attempts + 1"
+    " WHERE request_id = ? AND seq = ?"
+)
+RECORD_DONE = (
+    "UPDATE images SET status = 'Done', output_url = ?, error = NULL, bytes_in = ?, bytes_out = ?,"
+    " width = ?, height = ?, format = ?, quality = ?, download_ms = ?, process_ms = ?, store_ms = ?,"
+    " finished_at = ? WHERE request_id = ? AND seq = ? AND status = 'Pending'"
+)
+RECORD_FAILED = (
+    "UPDATE images SET status = 'Failed', error = ?, finished_at = ?"
+    " WHERE request_id = ? AND seq = ? AND status = 'Pending'"
+)
+MARK_PROCESSING = (
+    "UPDATE requests SET status = 'Processing', updated_at = ? WHERE request_id = ? AND status = 'Pending'"
+)
+SELECT_TERMINAL = "SELECT seq FROM images WHERE request_id = ? AND status <> 'Pending'"
+COMPLETE_REQUEST = (
+    "UPDATE requests SET status = 'Completed', completed_at = ?, updated_at = ?"
+    " WHERE request_id = ? AND status <> 'Completed' AND NOT EXISTS"
+    " (SELECT 1 FROM images i WHERE i.request_id = requests.request_id AND i.status = 'Pending')"
+)
+SELECT_IMAGES = (
+    "SELECT i.seq, i.serial, p.name, i.url_index, i.input_url, i.status, i.output_url, i.error,"
+    " i.bytes_in, i.bytes_out, i.width, i.height, i.attempts, i.enqueued_at, i.started_at, i.finished_at"
+    " FROM images i JOIN products p ON p.request_id = i.request_id AND p.serial = i.serial"
+    " WHERE i.request_id = ? ORDER BY i.seq"
+)
+DELIVERY_COLUMNS = ("request_id", "attempt", "delivery_id", "attempted_at", "url", "status_code", "error",
+                    "succeeded")  # fmt: skip
+SELECT_DELIVERIES = (
+    "SELECT request_id, attempt, delivery_id, attempted_at, url, status_code, error, succeeded"
+    " FROM webhook_deliveries WHERE request_id = ? ORDER BY attempt"
+)
+
+
+class DuplicateRequest(ImgpipeError):
+    """Raised by ``create_request`` when the idempotency key already belongs to ``request_id``."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"the idempotency key is already used by request {request_id}")
+        self.request_id = request_id
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class Store:
+    """The database of imgpipe; safe to share between threads (one connection each)."""
+
+    def __init__(self, connect: Callable[[], DBAPIConnection], dialect: Dialect) -> None:
+        self._connect = connect
+        self.dialect = dialect
+        self._lock = threading.Lock()
+        self._reset_connections()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        """SQL Server when a connection string is set, else SQLite at ``settings.sqlite_path``."""
+        if settings.sqlserver_connection_string:
+            return cls.for_sqlserver(str(settings.sqlserver_connection_string))
+        return cls.for_sqlite(settings.sqlite_path)
+
+    @classmethod
+    def for_sqlite(cls, path: Path, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def connect() -> DBAPIConnection:
+            # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE) by the store.
+            # check_same_thread=False only so close() can close every thread's connection.
+            return sqlite3.connect(
+                path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+
+        return cls(connect, SQLiteDialect(int(busy_timeout_s * 1000)))
+
+    @classmethod
+    def for_sqlserver(cls, connection_string: str) -> Store:
+        def connect() -> DBAPIConnection:
+            import pyodbc
+
+            connection: DBAPIConnection = pyodbc.connect(
+                connection_string, autocommit=False, timeout=SQLSERVER_LOGIN_TIMEOUT_S
+            )
+            return connection
+
+        return cls(connect, TSQLDialect())
+
+    # -- connections and transactions ------------------------------------------------------------
+
+    def _reset_connections(self) -> None:
+        self._local = threading.local()
+        self._connections: list[DBAPIConnection] = []
+        self._pid = os.getpid()
+
+    def _connection(self) -> DBAPIConnection:
+        if self._pid != os.getpid():  # a forked child must not use its parent's connections
+            with self._lock:
+                self._reset_connections()
+        connection: DBAPIConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+            self.dialect.prepare_connection(connection)
+        return connection
+
+    def _discard_connection(self) -> None:
+        connection = self._local.__dict__.pop("connection", None)
+        if connection is None:
+            return
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+        try:
+            connection.close()
+        except Exception:  # a broken connection may fail to close; it is dropped either way
+            logger.debug("closing a discarded database connection failed", exc_info=True)
+
+    def _attempt(self, work: Callable[[DBAPICursor], T], write: bool) -> T:
+        connection = self._connection()
+        cursor = connection.cursor()
+        try:
+            if write and self.dialect.begin_write:
+                cursor.execute(self.dialect.begin_write)
+            result = work(cursor)
+            connection.commit()
+            return result
+        except BaseException:
+            try:
+                connection.rollback()
+            except Exception:
+                self._discard_connection()
+            raise
+        finally:
+            cursor.close()
+
+    def _run(self, work: Callable[[DBAPICursor], T], *, write: bool) -> T:
+        """Run ``work`` in one transaction, retrying it whole on transient errors."""
+        for attempt, delay in enumerate((*RETRY_DELAYS_S, None), start=1):
+            try:
+                return self._attempt(work, write)
+            except Exception as exc:
+                if not self.dialect.is_transient(exc):
+                    raise
+                self._discard_connection()
+                if delay is None:
+                    raise TransientFailure(f"database unavailable or busy ({type(exc).__name__})") from exc
+                logger.warning(
+                    "transient database error (%s), attempt %d: retrying", type(exc).__name__, attempt
+                )
+                time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not security
+        raise AssertionError("unreachable")
+
+    def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        def work(cursor: DBAPICursor) -> list[Any]:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+        return self._run(work, write=False)
+
+    def _update(self, sql: str, params: Sequence[Any]) -> bool:
+        def work(cursor: DBAPICursor) -> bool:
+            cursor.execute(sql, params)
+            return cursor.rowcount > 0
+
+        return self._run(work, write=True)
+
+    def ensure_schema(self) -> None:
+        """Create whatever tables and indexes are missing (safe to run from many processes)."""
+        for statement in self.dialect.schema_statements():
+            try:
+                self._update(statement, ())
+            except Exception as exc:
+                if not self.dialect.is_already_exists(exc):
+                    raise
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._local = threading.local()
+        for connection in connections:
+            try:
+                connection.close()
+            except Exception:
+                logger.debug("closing a database connection failed", exc_info=True)
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def create_request(
+        self,
+        request_id: str,
+        products: Sequence[ProductRow],
+        webhook_url: str | None,
+        idempotency_key: str | None,
+    ) -> None:
+        """Store a request with its products and Pending images (seq 0..m-1 in input order).
+
+        Raises ``DuplicateRequest`` (with the existing request id) if the idempotency key is taken.
+        """
+        now = self.dialect.to_db(_now())
+        image_count = sum(len(product.urls) for product in products)
+        request_row = (
+            request_id,
+            "Pending",
+            webhook_url,
+            idempotency_key,
+            len(products),
+            image_count,
+            now,
+            now,
+        )
+
+        def image_rows() -> Iterator[tuple[Any, ...]]:
+            seq = 0
+            for product in products:
+                for url_index, url in enumerate(product.urls):
+                    yield (request_id, seq, product.serial, url_index, url)
+                    seq += 1
+
+        def work(cursor: DBAPICursor) -> None:
+            if idempotency_key is not None:
+                cursor.execute(SELECT_BY_KEY, (idempotency_key,))
+                existing = cursor.fetchone()
+                if existing is not None:
+                    raise DuplicateRequest(str(existing[0]).strip())
+            cursor.execute(INSERT_REQUEST, request_row)
+            self.dialect.prepare_bulk(cursor, self._connection())
+            product_rows = ((request_id, p.serial, p.line, p.name) for p in products)
+            for chunk in _chunks(product_rows, BULK_ROWS):
+                cursor.executemany(INSERT_PRODUCT, chunk)
+            for chunk in _chunks(image_rows(), BULK_ROWS):
+                cursor.executemany(INSERT_IMAGE, chunk)
+
+        try:
+            self._run(work, write=True)
+        except Exception as exc:
+            if idempotency_key is None or not self.dialect.is_unique_violation(exc):
+                raise
+            existing_id = self.find_by_idempotency_key(idempotency_key)  # a racing insert won
+            if existing_id is None:
+                raise
+            raise DuplicateRequest(existing_id) from exc
+
+    def find_by_idempotency_key(self, key: str) -> str | None:
+        rows = self._fetch_all(SELECT_BY_KEY, (key,))
+        return str(rows[0][0]).strip() if rows else None
+
+    def get_request(self, request_id: str) -> RequestRecord | None:
+        rows = self._fetch_all(SELECT_REQUEST, (request_id,))
+        if not rows:
+            return None
+        row, from_db = rows[0], self.dialect.from_db
+        created_at, updated_at = from_db(row[4]), from_db(row[5])
+        assert created_at is not None and updated_at is not None  # NOT NULL columns
+        # fmt: off
+        return RequestRecord(
+            request_id=request_id, status=RequestStatus(row[0]), webhook_url=row[1], products=int(row[2]),
+            images=int(row[3]), done=int(row[8]), failed=int(row[9]), created_at=created_at,
+            updated_at=updated_at, completed_at=from_db(row[6]), fanout_completed_at=from_db(row[7]),
+        )
+        # fmt: on
+
+    def unenqueued_tasks(self, request_id: str) -> list[ImageTask]:
+        rows = self._fetch_all(SELECT_UNENQUEUED, (request_id,))
+        return [ImageTask(request_id, int(seq), str(url), int(total)) for seq, url, total in rows]
+
+    def mark_enqueued(self, request_id: str, seqs: Sequence[int]) -> None:
+        now = self.dialect.to_db(_now())
+
+        def work(cursor: DBAPICursor) -> None:
+            for chunk in _chunks(sorted(set(seqs)), IN_LIST_SIZE):
+                marks = ", ".join("?" for _ in chunk)
+                cursor.execute(MARK_ENQUEUED.format(marks), (now, request_id, *chunk))
+
+        if seqs:
+            self._run(work, write=True)
+
+    def mark_fanout_complete(self, request_id: str) -> None:
+        now = self.dialect.to_db(_now())
+        self._update(MARK_FANOUT_COMPLETE, (now, now, request_id))
+
+    def stale_fanouts(self, older_than: datetime, limit: int = 100) -> list[str]:
+        """Requests created before ``older_than`` whose fan-out never finished, oldest first."""
+        sql = self.dialect.select_first(limit, STALE_FANOUTS)
+        return [str(row[0]).strip() for row in self._fetch_all(sql, (self.dialect.to_db(older_than),))]
+
+    def complete_request(self, request_id: str) -> bool:
+        """Mark the request Completed; True for exactly one caller, and only once no image is Pending."""
+        now = self.dialect.to_db(_now())
+        return self._update(COMPLETE_REQUEST, (now, now, request_id))
+
+    # -- images --------------------------------------------------------------------------------------
+
+    def image_status(self, request_id: str, seq: int) -> ImageStatus | None:
+        rows = self._fetch_all(SELECT_IMAGE_STATUS, (request_id, seq))
+        return ImageStatus(rows[0][0]) if rows else None
+
+    def mark_started(self, request_id: str, seq: int) -> None:
+        self._update(MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
+
+    def _finish_image(self, sql: str, params: Sequence[Any], request_id: str, now: Any) -> bool:
+        def work(cursor: DBAPICursor) -> bool:
+            cursor.execute(sql, params)
+            if cursor.rowcount <= 0:
+                return False  # already terminal: a redelivery or a racing worker finished it
+            cursor.execute(MARK_PROCESSING, (now, request_id))
+            return True
+
+        return self._run(work, write=True)
+
+    def record_done(self, request_id: str, seq: int, outcome: ImageOutcome) -> bool:
+        """Record a compressed image if it is still Pending; True if this call changed it."""
+        now = self.dialect.to_db(_now())
+        o = outcome
+        params = (o.output_url, o.bytes_in, o.bytes_out, o.width, o.height, o.format, o.quality,
+                  o.download_ms, o.process_ms, o.store_ms, now, request_id, seq)  # fmt: skip
+        return self._finish_image(RECORD_DONE, params, request_id, now)
+
+    def record_failed(self, request_id: str, seq: int, error: str) -> bool:
+        """Record a failed image if it is still Pending; True if this call changed it."""
+        now = self.dialect.to_db(_now())
+        params = (error[:MAX_ERROR_CHARS], now, request_id, seq)
+        return self._finish_image(RECORD_FAILED, params, request_id, now)
+
+    def terminal_seqs(self, request_id: str) -> set[int]:
+        return {int(row[0]) for row in self._fetch_all(SELECT_TERMINAL, (request_id,))}
+
+    def list_images(self, request_id: str) -> list[ImageRecord]:
+        from_db = self.dialect.from_db
+        # fmt: off
+        return [
+            ImageRecord(
+                request_id=request_id, seq=int(r[0]), serial=int(r[1]), product_name=r[2],
+                url_index=int(r[3]), input_url=r[4], status=ImageStatus(r[5]), output_url=r[6], error=r[7],
+                bytes_in=r[8], bytes_out=r[9], width=r[10], height=r[11], attempts=int(r[12]),
+                enqueued_at=from_db(r[13]), started_at=from_db(r[14]), finished_at=from_db(r[15]),
+            )
+            for r in self._fetch_all(SELECT_IMAGES, (request_id,))
+        ]
+        # fmt: on
+
+    # -- webhook deliveries ------------------------------------------------------------------------
+
+    def record_delivery_attempt(self, attempt: DeliveryAttempt) -> None:
+        """Record one attempt; recording the same (request, attempt number) again changes nothing."""
+        sql = self.dialect.insert_if_absent("webhook_deliveries", DELIVERY_COLUMNS, ("request_id", "attempt"))
+        error = attempt.error[:MAX_ERROR_CHARS] if attempt.error is not None else None
+        a = attempt
+        params = (a.request_id, a.attempt, a.delivery_id, self.dialect.to_db(a.attempted_at), a.url,
+                  a.status_code, error, int(a.succeeded))  # fmt: skip
+        self._update(sql, params)
+
+    def delivery_attempts(self, request_id: str) -> list[DeliveryAttempt]:
+        attempts = []
+        for row in self._fetch_all(SELECT_DELIVERIES, (request_id,)):
+            attempted_at = self.dialect.from_db(row[3])
+            assert attempted_at is not None  # NOT NULL column
+            # fmt: off
+            attempts.append(DeliveryAttempt(
+                request_id=request_id, attempt=int(row[1]), delivery_id=str(row[2]),
+                attempted_at=attempted_at, url=row[4], status_code=row[5], error=row[6],
+                succeeded=bool(row[7]),
+            ))
+            # fmt: on
+        return attempts
