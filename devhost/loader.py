@@ -110,17 +110,18 @@ def load(spec: FunctionSpec) -> LoadedFunction:
     declared = set(parameters)
     wants_context = CONTEXT_PARAMETER in declared and CONTEXT_PARAMETER not in bound
     only_python = declared - bound - ({CONTEXT_PARAMETER} if wants_context else set())
-    if only_python:
-        raise LoadFailure(
-            f"{prefix}: the following parameters are declared in Python but not in function.json: "
-            f"{sorted(only_python)}"
-        )
     only_json = bound - declared
-    if only_json:
-        raise LoadFailure(
-            f"{prefix}: the following parameters are declared in function.json but not in Python: "
-            f"{sorted(only_json)}"
+    problems = []
+    if only_python:
+        problems.append(
+            f"the following parameters are declared in Python but not in function.json: {sorted(only_python)}"
         )
+    if only_json:
+        problems.append(
+            f"the following parameters are declared in function.json but not in Python: {sorted(only_json)}"
+        )
+    if problems:
+        raise LoadFailure(f"{prefix}: " + "; ".join(problems))
     return LoadedFunction(spec, entry, inspect.iscoroutinefunction(entry), wants_context)
 
 
