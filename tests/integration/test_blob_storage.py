@@ -1,0 +1,66 @@
+"""Blob output storage against a real Azurite: public URLs, content type, overwrite, recreation."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+import pytest
+import requests
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
+
+from shared.output_storage import BlobOutputStorage
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def container_name(azurite):
+    name = f"out-{uuid.uuid4().hex[:12]}"
+    yield name
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    with contextlib.suppress(ResourceNotFoundError):
+        service.delete_container(name)
+
+
+def test_put_creates_the_container_and_the_url_serves_the_bytes_anonymously(azurite, container_name) -> None:
+    storage = BlobOutputStorage.from_connection_string(azurite.connection_string, container_name)
+    url = storage.put("req-1/00000.jpg", b"\xff\xd8jpeg\xff\xd9", "image/jpeg")
+    assert url.endswith(f"/{container_name}/req-1/00000.jpg")
+    response = requests.get(url, timeout=10)  # no credentials: the container allows public blob reads
+    assert response.status_code == 200
+    assert response.content == b"\xff\xd8jpeg\xff\xd9"
+    assert response.headers["Content-Type"] == "image/jpeg"
+    listing = requests.get(url.rsplit("/", 2)[0] + "?restype=container&comp=list", timeout=10)
+    assert listing.status_code in (403, 404)  # blobs are public, the listing is not
+
+
+def test_a_retry_overwrites_the_same_blob(azurite, container_name) -> None:
+    storage = BlobOutputStorage.from_connection_string(azurite.connection_string, container_name)
+    first = storage.put("req-1/00001.webp", b"first", "image/webp")
+    second = storage.put("req-1/00001.webp", b"second try", "image/webp")
+    assert first == second
+    assert requests.get(second, timeout=10).content == b"second try"
+    container = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
+        container_name
+    )
+    assert [b.name for b in container.list_blobs()] == ["req-1/00001.webp"]
+
+
+def test_an_existing_container_is_reused_and_a_vanished_one_recreated(azurite, container_name) -> None:
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    service.create_container(container_name, public_access="blob")
+    storage = BlobOutputStorage(service.get_container_client(container_name))
+    storage.put("req-1/00000.jpg", b"a", "image/jpeg")
+    service.delete_container(container_name)
+    url = storage.put("req-1/00001.jpg", b"b", "image/jpeg")
+    assert requests.get(url, timeout=10).content == b"b"
+
+
+def test_unsafe_names_never_reach_the_service(azurite, container_name) -> None:
+    storage = BlobOutputStorage.from_connection_string(azurite.connection_string, container_name)
+    with pytest.raises(ValueError):
+        storage.put("../other-container/x.jpg", b"x", "image/jpeg")
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    assert container_name not in [c.name for c in service.list_containers()]
