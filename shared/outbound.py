@@ -24,6 +24,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterable
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -203,6 +204,8 @@ def build_session(settings: Settings) -> requests.Session:
     session.max_redirects = settings.max_redirects
     # No proxies, .netrc credentials or CA overrides from the environment.
     session.trust_env = False
+    # One session serves every client's URLs: a cookie set by one server must not follow later requests.
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
 
 

@@ -61,6 +61,17 @@ def test_download_follows_redirects_within_the_limit(open_session) -> None:
         assert [r.path for r in server.requests] == ["/1", "/2", "/3"]
 
 
+def test_cookies_set_by_one_server_are_not_sent_on_later_requests(open_session) -> None:
+    routes = {
+        "/set": Reply(body=BODY, headers={"Set-Cookie": "tracker=abc; Path=/"}),
+        "/next": Reply(body=BODY),
+    }
+    with serve_in_thread(routes) as server:
+        fetch(open_session, server.url("/set"))
+        fetch(open_session, server.url("/next"))
+        assert "cookie" not in server.requests[1].headers
+
+
 def test_redirect_loop_is_permanent(open_session) -> None:
     with (
         serve_in_thread({"/loop": redirect("/loop")}) as server,
