@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -75,7 +76,11 @@ def run_host(
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--app-dir", str(app_dir), "--port", str(port), *(args or [])],
-            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     return HostProcess(proc, log_path, port)
 
@@ -86,8 +91,13 @@ class Hosts:
     base_env: dict[str, str]
     started: list[HostProcess] = field(default_factory=list)
 
-    def start(self, app_dir: Path = BASIC_APP, env: dict[str, str] | None = None,
-              args: list[str] | None = None, wait: bool = True) -> HostProcess:
+    def start(
+        self,
+        app_dir: Path = BASIC_APP,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        wait: bool = True,
+    ) -> HostProcess:
         host = run_host(self.tmp_path, app_dir, {**self.base_env, **(env or {})}, args or ["--workers", "1"])
         self.started.append(host)
         if wait:
@@ -114,10 +124,8 @@ class QueueKit:
 
     def create(self, name: str) -> QueueClient:
         client = self.client(name)
-        try:
+        with contextlib.suppress(ResourceExistsError):
             client.create_queue()
-        except ResourceExistsError:
-            pass
         return client
 
     def send(self, name: str, body: str | dict[str, object], encode: bool = True) -> str:

@@ -63,8 +63,9 @@ def test_optional_parameter_may_be_left_out(host: HostProcess) -> None:
     assert response.json()["route_params"] == {"id": "7"}
 
 
-@pytest.mark.parametrize("path", ["/api/items/seven", "/api/items/7/abc9", "/api/things/not-a-guid", "/api/nowhere",
-                                  "/items/7"])
+@pytest.mark.parametrize(
+    "path", ["/api/items/seven", "/api/items/7/abc9", "/api/things/not-a-guid", "/api/nowhere", "/items/7"]
+)
 def test_unmatched_routes_and_constraints_are_404(host: HostProcess, path: str) -> None:
     assert requests.get(host.url(path), timeout=30).status_code == 404
 
@@ -93,12 +94,16 @@ def test_default_route_context_and_status(host: HostProcess) -> None:
 def test_multipart_upload_is_read_through_req_files(host: HostProcess) -> None:
     content = bytes(range(256)) * 4000
     response = requests.post(
-        host.url("/api/upload"), files={"file": ("photo.bin", content, "application/octet-stream")},
-        data={"note": "hello form"}, timeout=30,
+        host.url("/api/upload"),
+        files={"file": ("photo.bin", content, "application/octet-stream")},
+        data={"note": "hello form"},
+        timeout=30,
     )
     assert response.status_code == 202
     assert response.json() == {
-        "filename": "photo.bin", "size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
+        "filename": "photo.bin",
+        "size": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
         "note": "hello form",
     }
     assert response.raw.headers.getlist("X-Multi") == ["one", "two"]
@@ -136,18 +141,31 @@ def test_output_binding_is_written_only_when_the_function_succeeds(
 
 
 def test_keys_are_enforced_on_request(tmp_path: Path, azurite: object) -> None:
-    env = {"AzureWebJobsStorage": azurite.connection_string,  # type: ignore[attr-defined]
-           "DEVHOST_FUNCTION_KEY": "k-" + uuid.uuid4().hex, "RECORD_DIR": str(tmp_path)}
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,  # type: ignore[attr-defined]
+        "DEVHOST_FUNCTION_KEY": "k-" + uuid.uuid4().hex,
+        "RECORD_DIR": str(tmp_path),
+    }
     keyed = run_host(tmp_path, BASIC_APP, env, ["--workers", "1", "--enforce-keys"])
     try:
         keyed.wait_for("Host started")
         url = keyed.url("/api/default_route")
         assert requests.post(url, data=b"x", timeout=30).status_code == 401
-        assert requests.post(url, data=b"x", headers={"x-functions-key": "wrong"}, timeout=30).status_code == 401
-        assert requests.post(url, data=b"x", headers={"x-functions-key": env["DEVHOST_FUNCTION_KEY"]},
-                             timeout=30).status_code == 201
-        assert requests.post(url, params={"code": env["DEVHOST_FUNCTION_KEY"]}, data=b"x",
-                             timeout=30).status_code == 201
+        assert (
+            requests.post(url, data=b"x", headers={"x-functions-key": "wrong"}, timeout=30).status_code == 401
+        )
+        assert (
+            requests.post(
+                url, data=b"x", headers={"x-functions-key": env["DEVHOST_FUNCTION_KEY"]}, timeout=30
+            ).status_code
+            == 201
+        )
+        assert (
+            requests.post(
+                url, params={"code": env["DEVHOST_FUNCTION_KEY"]}, data=b"x", timeout=30
+            ).status_code
+            == 201
+        )
         # anonymous functions stay open
         assert requests.get(keyed.url("/api/items/1"), timeout=30).status_code == 200
         assert env["DEVHOST_FUNCTION_KEY"] not in keyed.output()

@@ -70,9 +70,17 @@ def test_unknown_constraint_is_a_load_error() -> None:
 
 
 def test_local_settings_do_not_override_the_environment(tmp_path: Path) -> None:
-    (tmp_path / "local.settings.json").write_text(json.dumps(
-        {"Values": {"A": "from-file", "B": "from-file", "AzureWebJobsStorage": "UseDevelopmentStorage=true"}}
-    ))
+    (tmp_path / "local.settings.json").write_text(
+        json.dumps(
+            {
+                "Values": {
+                    "A": "from-file",
+                    "B": "from-file",
+                    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                }
+            }
+        )
+    )
     environ = {"A": "from-env", "DEVHOST_AZURITE_QUEUE_PORT": "12345"}
     load_local_settings(tmp_path, environ)
     assert environ["A"] == "from-env"
@@ -90,11 +98,15 @@ def test_a_full_connection_string_in_the_environment_wins(tmp_path: Path) -> Non
 
 
 def test_host_json_values_can_be_overridden_by_settings(tmp_path: Path) -> None:
-    (tmp_path / "host.json").write_text(json.dumps(
-        {"version": "2.0", "extensions": {"queues": {"batchSize": 16, "messageEncoding": "base64"}}}
-    ))
-    environ = {"AzureFunctionsJobHost__extensions__queues__batchSize": "3",
-               "AzureFunctionsJobHost__extensions__queues__messageEncoding": "none"}
+    (tmp_path / "host.json").write_text(
+        json.dumps(
+            {"version": "2.0", "extensions": {"queues": {"batchSize": 16, "messageEncoding": "base64"}}}
+        )
+    )
+    environ = {
+        "AzureFunctionsJobHost__extensions__queues__batchSize": "3",
+        "AzureFunctionsJobHost__extensions__queues__messageEncoding": "none",
+    }
     options = QueueOptions.from_host_json(load_host_json(tmp_path, environ), environ)
     assert (options.batch_size, options.message_encoding) == (3, "none")
 
@@ -118,7 +130,9 @@ def test_bad_queue_options_are_refused() -> None:
         QueueOptions.from_host_json({"extensions": {"queues": {"batchSize": 64}}}, {})
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("00:00:02", 2.0), ("00:00:00.250", 0.25), ("1.00:00:01", 86401.0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("00:00:02", 2.0), ("00:00:00.250", 0.25), ("1.00:00:01", 86401.0)]
+)
 def test_timespans(text: str, seconds: float) -> None:
     assert parse_timespan(text, "x") == seconds
 

@@ -6,7 +6,6 @@ import time
 
 import azure.functions as func
 from azure.functions.queue import QueueMessage
-
 from recorder import concurrency, record
 
 
@@ -18,10 +17,18 @@ def main(msg: func.QueueMessage, out: func.Out[str]) -> None:
     except ValueError:
         task = {"action": "ok", "tag": raw.decode("utf-8", "replace")}
     tag = task.get("tag")
-    record("work", event="start", id=msg.id, tag=tag, body=raw.decode("utf-8", "replace"),
-           dequeue_count=msg.dequeue_count, pop_receipt=msg.pop_receipt,
-           insertion_time=msg.insertion_time, expiration_time=msg.expiration_time,
-           time_next_visible=msg.time_next_visible)
+    record(
+        "work",
+        event="start",
+        id=msg.id,
+        tag=tag,
+        body=raw.decode("utf-8", "replace"),
+        dequeue_count=msg.dequeue_count,
+        pop_receipt=msg.pop_receipt,
+        insertion_time=msg.insertion_time,
+        expiration_time=msg.expiration_time,
+        time_next_visible=msg.time_next_visible,
+    )
     with concurrency():
         out.set(f"done:{tag}")
         if task.get("action") == "sleep":
