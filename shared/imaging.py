@@ -81,7 +81,7 @@ def compress_image(
         raise PermanentFailure("image too large: too many pixels") from None
     except UnidentifiedImageError:
         raise PermanentFailure("not an image, or not a supported format") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         logger.info("image could not be decoded: %s: %s", type(exc).__name__, exc)
         raise PermanentFailure("image is truncated or corrupt") from None
 
