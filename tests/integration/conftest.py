@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.support.apphost import TEST_WEBHOOK_SECRET, AppStack
-from tests.support.http_servers import Reply, RunningServer, serve_in_thread
+from tests.support.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
 from tests.support.webhook_receiver import WebhookReceiver, running_receiver
 
 SOURCES = Path(__file__).resolve().parents[2] / "samples" / "sources"
@@ -29,22 +29,45 @@ def photo_jpeg(index: int, size: tuple[int, int] = (480, 360), quality: int = 90
     return out.getvalue()
 
 
-@pytest.fixture()
-def image_server() -> Iterator[RunningServer]:
-    """Serves /img/<n>.jpg (a distinct photo per n) and anything a test adds with ``route``."""
-    cache: dict[int, bytes] = {}
+class ImageServer:
+    """Serves /img/<n>.jpg (a distinct real photo per n) plus routes a test adds."""
 
-    def photos(request) -> Reply:  # type: ignore[no-untyped-def]
-        name = request.path.split("?", 1)[0].rsplit("/", 1)[-1]
-        if not (request.path.startswith("/img/") and name.endswith(".jpg") and name[:-4].isdigit()):
+    def __init__(self) -> None:
+        self._photos: dict[int, bytes] = {}
+        self._extra: dict[str, Reply] = {}
+        self.server: RunningServer | None = None
+
+    def url(self, path: str) -> str:
+        assert self.server is not None
+        return self.server.url(path)
+
+    def route(self, path: str, reply: Reply) -> None:
+        self._extra[path] = reply
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        assert self.server is not None
+        return self.server.requests
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        path = request.path.split("?", 1)[0]
+        if path in self._extra:
+            return self._extra[path]
+        name = path.rsplit("/", 1)[-1]
+        if not (path.startswith("/img/") and name.endswith(".jpg") and name[:-4].isdigit()):
             return Reply(status=404)
         index = int(name[:-4])
-        if index not in cache:
-            cache[index] = photo_jpeg(index)
-        return Reply(body=cache[index], headers={"Content-Type": "image/jpeg"})
+        if index not in self._photos:
+            self._photos[index] = photo_jpeg(index)
+        return Reply(body=self._photos[index], headers={"Content-Type": "image/jpeg"})
 
-    with serve_in_thread(photos) as server:
-        yield server
+
+@pytest.fixture()
+def image_server() -> Iterator[ImageServer]:
+    images = ImageServer()
+    with serve_in_thread(images.handle) as server:
+        images.server = server
+        yield images
 
 
 @pytest.fixture()

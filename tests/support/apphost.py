@@ -99,7 +99,6 @@ class AppStack:
                 "WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
                 "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
                 "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
-                "DEVHOST_MAX_POLLING_INTERVAL_SECONDS": "0.5",
                 "PYTHONUNBUFFERED": "1",
             }
         )
