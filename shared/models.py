@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 
-class RequestStatus(str, Enum):
+class RequestStatus(StrEnum):
     """Where a request is in its life."""
 
     PENDING = "Pending"  # stored and fanned out; no image finished yet
@@ -15,7 +15,7 @@ class RequestStatus(str, Enum):
     COMPLETED = "Completed"  # every image finished and the request was closed (exactly once)
 
 
-class ImageStatus(str, Enum):
+class ImageStatus(StrEnum):
     """Where one image is in its life; DONE and FAILED are terminal."""
 
     PENDING = "Pending"  # stored, maybe queued, not finished

@@ -12,7 +12,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 
 from shared import services
 from shared.errors import PermanentFailure
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 DELIVERY_NAMESPACE = uuid.UUID("7d0b8d1e-4f4b-4d55-9a55-0c2f6b1f6a11")
 
 
-class NotifyOutcome(str, Enum):
+class NotifyOutcome(StrEnum):
     """What this invocation did."""
 
     NOT_READY = "not_ready"  # images still pending: a later image fires the notify again

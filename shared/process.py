@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from shared import services
 from shared.errors import PermanentFailure
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 500
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """What this invocation did with its image."""
 
     DONE = "done"  # compressed and recorded now

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError
@@ -36,10 +37,8 @@ def queue_client(connection_string: str, queue_name: str) -> QueueClient:
 
 
 def ensure_queue(client: QueueClient) -> None:
-    try:
+    with suppress(ResourceExistsError):
         client.create_queue()
-    except ResourceExistsError:
-        pass
 
 
 def encode(payload: Mapping[str, object]) -> str:

@@ -32,6 +32,10 @@ class Secret(str):
         return "Secret('***')" if self else "Secret('')"
 
 
+NO_SECRET = Secret("")
+DEFAULT_REDIS_URL = Secret("redis://127.0.0.1:6379/0")
+
+
 def expand_storage_connection_string(value: str) -> str:
     """Expand ``UseDevelopmentStorage=true`` to Azurite's full connection string.
 
@@ -112,9 +116,9 @@ class Settings:
     image_queue: str = "image-jobs"
     notify_queue: str = "notify-jobs"
     # Database: a SQL Server ODBC connection string selects SQL Server, else SQLite at sqlite_path.
-    sqlserver_connection_string: Secret = Secret("")
+    sqlserver_connection_string: Secret = NO_SECRET
     sqlite_path: Path = Path(".data/imgpipe.sqlite3")
-    redis_url: Secret = Secret("redis://127.0.0.1:6379/0")
+    redis_url: Secret = DEFAULT_REDIS_URL
     # Output storage: "local" (a folder) or "blob" (a container of the storage account).
     output_storage: str = "local"
     output_dir: Path = Path("processed_images")
@@ -132,7 +136,7 @@ class Settings:
     outbound_allowlist: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default=())
     # Webhook.
     default_webhook_url: str = ""
-    webhook_secret: Secret = Secret("")
+    webhook_secret: Secret = NO_SECRET
     webhook_timeout_s: float = 10.0
     webhook_max_attempts: int = 8
     webhook_retry_base_s: float = 5.0
