@@ -137,7 +137,8 @@ def run(port: int) -> int:
         bootstrap(env)
         proc = start_app(env, port)
         print(f"\nimgpipe is serving on http://127.0.0.1:{port}/api  (Ctrl-C stops everything)\n"
-              f"  curl -F file=@samples/products.csv http://127.0.0.1:{port}/api/upload\n")
+              f"  curl -F file=@products.csv -F webhook_url=https://… http://127.0.0.1:{port}/api/upload\n"
+              f"  curl http://127.0.0.1:{port}/api/status/<request_id>\n")
         try:
             return proc.wait()
         except KeyboardInterrupt:
