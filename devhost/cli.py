@@ -22,9 +22,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run a folder-model Python Azure Functions app locally (a stand-in for `func start`).",
     )
     parser.add_argument("--app-dir", type=Path, default=Path.cwd(), help="the app folder (default: here)")
-    parser.add_argument(
-        "--port", type=int, default=None, help="HTTP port (default: Host.LocalHttpPort or 7071)"
-    )
+    parser.add_argument("--port", type=int, default=None, help="HTTP port (default: Host.LocalHttpPort or 7071)")
     parser.add_argument(
         "--enforce-keys",
         action="store_true",

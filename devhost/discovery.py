@@ -96,9 +96,7 @@ def load_function(folder: Path, app_root: Path, environ: Mapping[str, str]) -> F
     bindings = [_binding(name, raw, environ) for raw in config["bindings"]]
     triggers = [b for b in bindings if b.type.endswith("trigger")]
     if len(triggers) != 1:
-        raise FunctionLoadError(
-            f"function '{name}': expected exactly one trigger binding, found {len(triggers)}"
-        )
+        raise FunctionLoadError(f"function '{name}': expected exactly one trigger binding, found {len(triggers)}")
     trigger = triggers[0]
     outputs = tuple(b for b in bindings if b is not trigger)
     unsupported = [b.type for b in bindings if b is not trigger and b.type not in SUPPORTED_OUTPUTS]

@@ -124,8 +124,7 @@ class Host:
         idle = all([listener.wait_idle(deadline) for listener in listeners]) and idle
         if not idle:
             logger.warning(
-                "Grace period of %.0fs ended with invocations still running; their messages will "
-                "be delivered again",
+                "Grace period of %.0fs ended with invocations still running; their messages will be delivered again",
                 self._options.shutdown_grace,
             )
         for listener in listeners:

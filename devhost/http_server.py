@@ -52,9 +52,7 @@ class HttpFrontend:
 
     def wait_idle(self, deadline: float) -> bool:
         with self._changed:
-            return self._changed.wait_for(
-                lambda: self._active == 0, timeout=max(0.0, deadline - time.monotonic())
-            )
+            return self._changed.wait_for(lambda: self._active == 0, timeout=max(0.0, deadline - time.monotonic()))
 
     def authorized(self, auth_level: str, headers: dict[str, str], params: dict[str, str]) -> bool:
         if not self._options.enforce_keys or auth_level == "anonymous":
@@ -140,9 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HttpResponseData(413, [], b""), close=True)
             return
         host = self.headers.get("Host") or f"localhost:{self.server.server_address[1]}"
-        request = HttpRequestData(
-            self.command, f"http://{host}{self.path}", headers, params, match.route_params, body
-        )
+        request = HttpRequestData(self.command, f"http://{host}{self.path}", headers, params, match.route_params, body)
         self._reply(frontend.invoke(match.route.spec.name, request))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle

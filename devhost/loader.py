@@ -129,9 +129,7 @@ class LoadFailure(Exception):
     """Raised by ``load``; its message names the function and the offending binding."""
 
 
-def build_arguments(
-    loaded: LoadedFunction, request: InvocationRequest
-) -> tuple[dict[str, Any], dict[str, Out[Any]]]:
+def build_arguments(loaded: LoadedFunction, request: InvocationRequest) -> tuple[dict[str, Any], dict[str, Out[Any]]]:
     spec = loaded.spec
     arguments: dict[str, Any] = {spec.trigger.name: _trigger_value(request.trigger)}
     outs: dict[str, Out[Any]] = {b.name: Out() for b in spec.parameter_bindings if b is not spec.trigger}
@@ -175,9 +173,7 @@ def to_http_response(value: Any) -> HttpResponseData:
     if isinstance(value, str):
         return HttpResponseData(200, [("Content-Type", "text/plain; charset=utf-8")], value.encode("utf-8"))
     if not isinstance(value, func.HttpResponse):
-        raise InvocationError(
-            f"an http output must be a func.HttpResponse or str, got {type(value).__name__}"
-        )
+        raise InvocationError(f"an http output must be a func.HttpResponse or str, got {type(value).__name__}")
     headers: list[tuple[str, str]] = list(value.headers.items())
     if not any(name.lower() == "content-type" for name, _ in headers):
         mimetype = value.mimetype or "text/plain"
@@ -196,8 +192,7 @@ def to_queue_messages(value: Any, binding: str) -> QueueOutput:
             messages.append(item)
         else:
             raise InvocationError(
-                f"queue output '{binding}' takes str, bytes, QueueMessage or a list of them, "
-                f"got {type(item).__name__}"
+                f"queue output '{binding}' takes str, bytes, QueueMessage or a list of them, got {type(item).__name__}"
             )
     return messages
 

@@ -58,13 +58,10 @@ class QueueClients:
         setting = connection_setting(binding)
         if resolve_setting_name(setting, self._environ) is None:
             raise FunctionLoadError(
-                f"function '{function}', binding '{binding.name}': "
-                f"storage connection setting '{setting}' is not set"
+                f"function '{function}', binding '{binding.name}': storage connection setting '{setting}' is not set"
             )
         if not str(binding.get("queueName") or ""):
-            raise FunctionLoadError(
-                f"function '{function}', binding '{binding.name}': 'queueName' is required"
-            )
+            raise FunctionLoadError(f"function '{function}', binding '{binding.name}': 'queueName' is required")
 
     def queue(self, setting: str, queue_name: str) -> QueueClient:
         with self._lock:

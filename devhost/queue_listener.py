@@ -78,9 +78,7 @@ class QueueListener:
     def wait_idle(self, deadline: float) -> bool:
         """Wait until no invocation is in flight or the monotonic ``deadline`` passes."""
         with self._changed:
-            return self._changed.wait_for(
-                lambda: not self._leases, timeout=max(0.0, deadline - time.monotonic())
-            )
+            return self._changed.wait_for(lambda: not self._leases, timeout=max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         self._closed.set()
@@ -108,9 +106,7 @@ class QueueListener:
                 missing_reported = False
             except ResourceNotFoundError:
                 if not missing_reported:
-                    logger.warning(
-                        "Queue '%s' does not exist yet; waiting for it to be created", self.queue_name
-                    )
+                    logger.warning("Queue '%s' does not exist yet; waiting for it to be created", self.queue_name)
                     missing_reported = True
                 messages = []
             except AzureError as exc:
@@ -205,9 +201,7 @@ class QueueListener:
                     )
                     self._poison(lease.message, lease.pop_receipt)
                 else:
-                    self._release(
-                        lease.message.id, lease.pop_receipt, round(self._options.visibility_timeout)
-                    )
+                    self._release(lease.message.id, lease.pop_receipt, round(self._options.visibility_timeout))
         finally:
             with self._changed:
                 self._leases.pop(lease.message.id, None)

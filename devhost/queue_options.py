@@ -63,9 +63,7 @@ class QueueOptions:
             visibility_timeout=parse_timespan(
                 lookup(queues, "visibilityTimeout", 0), "extensions.queues.visibilityTimeout"
             ),
-            max_dequeue_count=parse_int(
-                lookup(queues, "maxDequeueCount", 5), "extensions.queues.maxDequeueCount"
-            ),
+            max_dequeue_count=parse_int(lookup(queues, "maxDequeueCount", 5), "extensions.queues.maxDequeueCount"),
             message_encoding=encoding,
             lease_seconds=lease,
         )

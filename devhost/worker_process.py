@@ -50,9 +50,7 @@ def worker_main(conn: Connection, specs: list[FunctionSpec], thread_count: int |
 
 
 class _Worker:
-    def __init__(
-        self, conn: Connection, functions: dict[str, LoadedFunction], thread_count: int | None
-    ) -> None:
+    def __init__(self, conn: Connection, functions: dict[str, LoadedFunction], thread_count: int | None) -> None:
         self._conn = conn
         self._functions = functions
         self._send_lock = threading.Lock()
@@ -112,9 +110,7 @@ class _Worker:
             os._exit(0)
         except Exception as exc:  # an unpicklable value: report it as the invocation's failure
             with self._send_lock:
-                self._conn.send(
-                    InvocationResult(result.invocation_id, False, error=f"result not sendable: {exc!r}")
-                )
+                self._conn.send(InvocationResult(result.invocation_id, False, error=f"result not sendable: {exc!r}"))
         with self._idle:
             self._in_flight -= 1
             self._idle.notify_all()

@@ -46,6 +46,8 @@ class WorkerPool:
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
+        # Invocations submitted while no worker is alive wait here for a replacement.
+        self._backlog: list[tuple[InvocationRequest, Future[InvocationResult]]] = []
         self._closing = False
 
     def start(self) -> None:
@@ -61,27 +63,29 @@ class WorkerPool:
         with self._lock:
             self._workers = starting
         for worker in starting:
-            threading.Thread(
-                target=self._read, args=(worker,), name=f"worker-{worker.index}", daemon=True
-            ).start()
+            threading.Thread(target=self._read, args=(worker,), name=f"worker-{worker.index}", daemon=True).start()
 
     def submit(self, request: InvocationRequest) -> Future[InvocationResult]:
         future: Future[InvocationResult] = Future()
+        self._dispatch(request, future)
+        return future
+
+    def _dispatch(self, request: InvocationRequest, future: Future[InvocationResult]) -> None:
         with self._lock:
+            if self._closing:
+                future.set_exception(WorkerCrashed("the host is shutting down"))
+                return
             live = [w for w in self._workers if w.alive]
-            if not live or self._closing:
-                future.set_exception(WorkerCrashed("no worker process is running"))
-                return future
+            if not live:
+                self._backlog.append((request, future))
+                return
             worker = min(live, key=lambda w: len(w.pending))
             worker.pending[request.invocation_id] = future
         try:
             with worker.send_lock:
                 worker.conn.send(request)
         except (OSError, ValueError) as exc:
-            self._fail(
-                worker, request.invocation_id, WorkerCrashed(f"worker {worker.index} unreachable: {exc}")
-            )
-        return future
+            self._fail(worker, request.invocation_id, WorkerCrashed(f"worker {worker.index} unreachable: {exc}"))
 
     def in_flight(self) -> int:
         with self._lock:
@@ -109,12 +113,19 @@ class WorkerPool:
             with self._lock:
                 self._workers = [replacement if w is worker else w for w in self._workers]
             threading.Thread(target=self._read, args=(replacement,), daemon=True).start()
+        with self._lock:
+            backlog, self._backlog = self._backlog, []
+        for request, future in backlog:
+            self._dispatch(request, future)
 
     def close(self, timeout: float) -> None:
         """Ask workers to finish what they run, then make sure none is left."""
         with self._lock:
             self._closing = True
             workers = list(self._workers)
+            backlog, self._backlog = self._backlog, []
+        for _, future in backlog:
+            future.set_exception(WorkerCrashed("the host is shutting down"))
         for worker in workers:
             try:
                 with worker.send_lock:

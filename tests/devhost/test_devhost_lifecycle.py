@@ -90,3 +90,16 @@ def test_two_instances_share_a_queue_without_double_processing(
     wait_until(lambda: queues.count(queues.work) == 0)
     assert sorted(decoded(queues.peek_texts(queues.out))) == sorted(f"done:{tag}" for tag in tags)
     assert first.proc.poll() is None and second.proc.poll() is None
+
+
+def test_a_crashed_worker_is_replaced_and_its_message_retried(
+    hosts: Hosts, queues: QueueKit, record_dir: Path
+) -> None:
+    host = hosts.start()
+    queues.send(queues.work, {"tag": "crash", "action": "exit_first"})
+    wait_until(lambda: events(record_dir, "end", "crash"), timeout=60)
+    first, second = events(record_dir, "start", "crash")
+    assert (first["dequeue_count"], second["dequeue_count"]) == (1, 2)
+    assert first["pid"] != second["pid"]
+    assert "starting a new one" in host.output()
+    wait_until(lambda: queues.count(queues.work) == 0)

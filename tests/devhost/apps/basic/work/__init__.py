@@ -1,7 +1,8 @@
-"""Does what the message says: {"tag": ..., "action": "ok" | "fail" | "sleep", "seconds": s,
+"""Does what the message says: {"tag": ..., "action": "ok" | "fail" | "sleep" | "exit_first", "seconds": s,
 "fail_below": n}; records every invocation and sets the output binding before any failure."""
 
 import json
+import os
 import time
 
 import azure.functions as func
@@ -31,6 +32,8 @@ def main(msg: func.QueueMessage, out: func.Out[str]) -> None:
     )
     with concurrency():
         out.set(f"done:{tag}")
+        if task.get("action") == "exit_first" and msg.dequeue_count == 1:
+            os._exit(1)  # the worker process dies mid-invocation
         if task.get("action") == "sleep":
             time.sleep(float(task.get("seconds", 1)))
         if task.get("action") == "fail" or msg.dequeue_count < int(task.get("fail_below", 0)):
