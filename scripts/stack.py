@@ -131,7 +131,17 @@ def app_env(endpoints: Endpoints, overrides: Mapping[str, str] | None = None) ->
     return env
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so everything started here is stopped either way."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run(port: int) -> int:
+    _interrupt_on_sigterm()
     with services() as endpoints:
         env = app_env(endpoints)
         bootstrap(env)
