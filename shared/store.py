@@ -25,6 +25,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared import store_sql as sql
 from shared.errors import ImgpipeError, TransientFailure
 from shared.models import (
     DeliveryAttempt,
@@ -49,76 +50,6 @@ IN_LIST_SIZE = 500  # seqs per "IN (...)" (SQL Server allows 2,100 parameters a 
 MAX_ERROR_CHARS = 1000
 SQLITE_BUSY_TIMEOUT_S = 5.0
 SQLSERVER_LOGIN_TIMEOUT_S = 15
-
-# Status values are written literally in the SQL below; tests check they match the enums.
-
-INSERT_REQUEST = (
-    "INSERT INTO requests (request_id, status, webhook_url, idempotency_key, products, images,"
-    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-INSERT_PRODUCT = "INSERT INTO products (request_id, serial, line, name) VALUES (?, ?, ?, ?)"
-INSERT_IMAGE = (
-    "INSERT INTO images (request_id, seq, serial, url_index, input_url, status, attempts)"
-    " VALUES (?, ?, ?, ?, ?, 'Pending', 0)"
-)
-SELECT_BY_KEY = "SELECT request_id FROM requests WHERE idempotency_key = ?"
-SELECT_REQUEST = (
-    "SELECT r.status, r.webhook_url, r.products, r.images, r.created_at, r.updated_at,"
-    " r.completed_at, r.fanout_completed_at,"
-    " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Done'),"
-    " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Failed')"
-    " FROM requests r WHERE r.request_id = ?"
-)
-SELECT_UNENQUEUED = (
-    "SELECT i.seq, i.input_url, r.images FROM images i JOIN requests r ON r.request_id = i.request_id"
-    " WHERE i.request_id = ? AND i.enqueued_at IS NULL ORDER BY i.seq"
-)
-MARK_ENQUEUED = (
-    "UPDATE images SET enqueued_at = ? WHERE request_id = ? AND enqueued_at IS NULL AND seq IN ({})"
-)
-MARK_FANOUT_COMPLETE = (
-    "UPDATE requests SET fanout_completed_at = ?, updated_at = ?"
-    " WHERE request_id = ? AND fanout_completed_at IS NULL"
-)
-STALE_FANOUTS = (
-    "request_id FROM requests WHERE fanout_completed_at IS NULL AND created_at < ? ORDER BY created_at"
-)
-SELECT_IMAGE_STATUS = "SELECT status FROM images WHERE request_id = ? AND seq = ?"
-MARK_STARTED = (
-    "UPDATE images SET started_at = COALESCE(started_at, ?), attempts = attempts + 1"
-    " WHERE request_id = ? AND seq = ?"
-)
-RECORD_DONE = (
-    "UPDATE images SET status = 'Done', output_url = ?, error = NULL, bytes_in = ?, bytes_out = ?,"
-    " width = ?, height = ?, format = ?, quality = ?, download_ms = ?, process_ms = ?, store_ms = ?,"
-    " finished_at = ? WHERE request_id = ? AND seq = ? AND status = 'Pending'"
-)
-RECORD_FAILED = (
-    "UPDATE images SET status = 'Failed', error = ?, finished_at = ?"
-    " WHERE request_id = ? AND seq = ? AND status = 'Pending'"
-)
-MARK_PROCESSING = (
-    "UPDATE requests SET status = 'Processing', updated_at = ? WHERE request_id = ? AND status = 'Pending'"
-)
-SELECT_TERMINAL = "SELECT seq FROM images WHERE request_id = ? AND status <> 'Pending'"
-COMPLETE_REQUEST = (
-    "UPDATE requests SET status = 'Completed', completed_at = ?, updated_at = ?"
-    " WHERE request_id = ? AND status <> 'Completed' AND NOT EXISTS"
-    " (SELECT 1 FROM images i WHERE i.request_id = requests.request_id AND i.status = 'Pending')"
-)
-SELECT_IMAGES = (
-    "SELECT i.seq, i.serial, p.name, i.url_index, i.input_url, i.status, i.output_url, i.error,"
-    " i.bytes_in, i.bytes_out, i.width, i.height, i.attempts, i.enqueued_at, i.started_at, i.finished_at"
-    " FROM images i JOIN products p ON p.request_id = i.request_id AND p.serial = i.serial"
-    " WHERE i.request_id = ? ORDER BY i.seq"
-)
-DELIVERY_COLUMNS = ("request_id", "attempt", "delivery_id", "attempted_at", "url", "status_code", "error",
-                    "succeeded")  # fmt: skip
-SELECT_DELIVERIES = (
-    "SELECT request_id, attempt, delivery_id, attempted_at, url, status_code, error, succeeded"
-    " FROM webhook_deliveries WHERE request_id = ? ORDER BY attempt"
-)
-
 
 class DuplicateRequest(ImgpipeError):
     """Raised by ``create_request`` when the idempotency key already belongs to ``request_id``."""
@@ -314,17 +245,17 @@ class Store:
 
         def work(cursor: DBAPICursor) -> None:
             if idempotency_key is not None:
-                cursor.execute(SELECT_BY_KEY, (idempotency_key,))
+                cursor.execute(sql.SELECT_BY_KEY, (idempotency_key,))
                 existing = cursor.fetchone()
                 if existing is not None:
                     raise DuplicateRequest(str(existing[0]).strip())
-            cursor.execute(INSERT_REQUEST, request_row)
+            cursor.execute(sql.INSERT_REQUEST, request_row)
             self.dialect.prepare_bulk(cursor, self._connection())
             product_rows = ((request_id, p.serial, p.line, p.name) for p in products)
             for chunk in _chunks(product_rows, BULK_ROWS):
-                cursor.executemany(INSERT_PRODUCT, chunk)
+                cursor.executemany(sql.INSERT_PRODUCT, chunk)
             for chunk in _chunks(image_rows(), BULK_ROWS):
-                cursor.executemany(INSERT_IMAGE, chunk)
+                cursor.executemany(sql.INSERT_IMAGE, chunk)
 
         try:
             self._run(work, write=True)
@@ -337,11 +268,11 @@ class Store:
             raise DuplicateRequest(existing_id) from exc
 
     def find_by_idempotency_key(self, key: str) -> str | None:
-        rows = self._fetch_all(SELECT_BY_KEY, (key,))
+        rows = self._fetch_all(sql.SELECT_BY_KEY, (key,))
         return str(rows[0][0]).strip() if rows else None
 
     def get_request(self, request_id: str) -> RequestRecord | None:
-        rows = self._fetch_all(SELECT_REQUEST, (request_id,))
+        rows = self._fetch_all(sql.SELECT_REQUEST, (request_id,))
         if not rows:
             return None
         row, from_db = rows[0], self.dialect.from_db
@@ -356,7 +287,7 @@ class Store:
         # fmt: on
 
     def unenqueued_tasks(self, request_id: str) -> list[ImageTask]:
-        rows = self._fetch_all(SELECT_UNENQUEUED, (request_id,))
+        rows = self._fetch_all(sql.SELECT_UNENQUEUED, (request_id,))
         return [ImageTask(request_id, int(seq), str(url), int(total)) for seq, url, total in rows]
 
     def mark_enqueued(self, request_id: str, seqs: Sequence[int]) -> None:
@@ -365,40 +296,40 @@ class Store:
         def work(cursor: DBAPICursor) -> None:
             for chunk in _chunks(sorted(set(seqs)), IN_LIST_SIZE):
                 marks = ", ".join("?" for _ in chunk)
-                cursor.execute(MARK_ENQUEUED.format(marks), (now, request_id, *chunk))
+                cursor.execute(sql.MARK_ENQUEUED.format(marks), (now, request_id, *chunk))
 
         if seqs:
             self._run(work, write=True)
 
     def mark_fanout_complete(self, request_id: str) -> None:
         now = self.dialect.to_db(_now())
-        self._update(MARK_FANOUT_COMPLETE, (now, now, request_id))
+        self._update(sql.MARK_FANOUT_COMPLETE, (now, now, request_id))
 
     def stale_fanouts(self, older_than: datetime, limit: int = 100) -> list[str]:
         """Requests created before ``older_than`` whose fan-out never finished, oldest first."""
-        sql = self.dialect.select_first(limit, STALE_FANOUTS)
-        return [str(row[0]).strip() for row in self._fetch_all(sql, (self.dialect.to_db(older_than),))]
+        statement = self.dialect.select_first(limit, sql.STALE_FANOUTS)
+        return [str(row[0]).strip() for row in self._fetch_all(statement, (self.dialect.to_db(older_than),))]
 
     def complete_request(self, request_id: str) -> bool:
         """Mark the request Completed; True for exactly one caller, and only once no image is Pending."""
         now = self.dialect.to_db(_now())
-        return self._update(COMPLETE_REQUEST, (now, now, request_id))
+        return self._update(sql.COMPLETE_REQUEST, (now, now, request_id))
 
     # -- images --------------------------------------------------------------------------------------
 
     def image_status(self, request_id: str, seq: int) -> ImageStatus | None:
-        rows = self._fetch_all(SELECT_IMAGE_STATUS, (request_id, seq))
+        rows = self._fetch_all(sql.SELECT_IMAGE_STATUS, (request_id, seq))
         return ImageStatus(rows[0][0]) if rows else None
 
     def mark_started(self, request_id: str, seq: int) -> None:
-        self._update(MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
+        self._update(sql.MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
 
-    def _finish_image(self, sql: str, params: Sequence[Any], request_id: str, now: Any) -> bool:
+    def _finish_image(self, statement: str, params: Sequence[Any], request_id: str, now: Any) -> bool:
         def work(cursor: DBAPICursor) -> bool:
-            cursor.execute(sql, params)
+            cursor.execute(statement, params)
             if cursor.rowcount <= 0:
                 return False  # already terminal: a redelivery or a racing worker finished it
-            cursor.execute(MARK_PROCESSING, (now, request_id))
+            cursor.execute(sql.MARK_PROCESSING, (now, request_id))
             return True
 
         return self._run(work, write=True)
@@ -409,16 +340,16 @@ class Store:
         o = outcome
         params = (o.output_url, o.bytes_in, o.bytes_out, o.width, o.height, o.format, o.quality,
                   o.download_ms, o.process_ms, o.store_ms, now, request_id, seq)  # fmt: skip
-        return self._finish_image(RECORD_DONE, params, request_id, now)
+        return self._finish_image(sql.RECORD_DONE, params, request_id, now)
 
     def record_failed(self, request_id: str, seq: int, error: str) -> bool:
         """Record a failed image if it is still Pending; True if this call changed it."""
         now = self.dialect.to_db(_now())
         params = (error[:MAX_ERROR_CHARS], now, request_id, seq)
-        return self._finish_image(RECORD_FAILED, params, request_id, now)
+        return self._finish_image(sql.RECORD_FAILED, params, request_id, now)
 
     def terminal_seqs(self, request_id: str) -> set[int]:
-        return {int(row[0]) for row in self._fetch_all(SELECT_TERMINAL, (request_id,))}
+        return {int(row[0]) for row in self._fetch_all(sql.SELECT_TERMINAL, (request_id,))}
 
     def list_images(self, request_id: str) -> list[ImageRecord]:
         from_db = self.dialect.from_db
@@ -430,7 +361,7 @@ class Store:
                 bytes_in=r[8], bytes_out=r[9], width=r[10], height=r[11], attempts=int(r[12]),
                 enqueued_at=from_db(r[13]), started_at=from_db(r[14]), finished_at=from_db(r[15]),
             )
-            for r in self._fetch_all(SELECT_IMAGES, (request_id,))
+            for r in self._fetch_all(sql.SELECT_IMAGES, (request_id,))
         ]
         # fmt: on
 
@@ -438,16 +369,18 @@ class Store:
 
     def record_delivery_attempt(self, attempt: DeliveryAttempt) -> None:
         """Record one attempt; recording the same (request, attempt number) again changes nothing."""
-        sql = self.dialect.insert_if_absent("webhook_deliveries", DELIVERY_COLUMNS, ("request_id", "attempt"))
+        statement = self.dialect.insert_if_absent(
+            "webhook_deliveries", sql.DELIVERY_COLUMNS, ("request_id", "attempt")
+        )
         error = attempt.error[:MAX_ERROR_CHARS] if attempt.error is not None else None
         a = attempt
         params = (a.request_id, a.attempt, a.delivery_id, self.dialect.to_db(a.attempted_at), a.url,
                   a.status_code, error, int(a.succeeded))  # fmt: skip
-        self._update(sql, params)
+        self._update(statement, params)
 
     def delivery_attempts(self, request_id: str) -> list[DeliveryAttempt]:
         attempts = []
-        for row in self._fetch_all(SELECT_DELIVERIES, (request_id,)):
+        for row in self._fetch_all(sql.SELECT_DELIVERIES, (request_id,)):
             attempted_at = self.dialect.from_db(row[3])
             assert attempted_at is not None  # NOT NULL column
             # fmt: off

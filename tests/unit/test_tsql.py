@@ -12,7 +12,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from shared import store as store_module
+from shared import store_sql as store_module
 from shared.models import DeliveryAttempt, ImageOutcome, ProductRow
 from shared.sql_dialect import (
     SCHEMA_SQL_PATH,
