@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from shared import services
-from shared.errors import PermanentFailure
+from shared.errors import ConfigError, PermanentFailure
 from shared.models import DeliveryAttempt
 from shared.queues import decode, send
 from shared.report import webhook_payload
-from shared.webhook import DeliveryVerdict, retry_delay_s
+from shared.webhook import DeliveryResult, DeliveryVerdict, retry_delay_s
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class NotifyOutcome(StrEnum):
 
     NOT_READY = "not_ready"  # images still pending: a later image fires the notify again
     NO_WEBHOOK = "no_webhook"  # completed; nobody to tell
+    STALE = "stale"  # a duplicate of a notify message whose attempt was already made
     ALREADY_DELIVERED = "already_delivered"
     DELIVERED = "delivered"
     RETRY_SCHEDULED = "retry_scheduled"
@@ -72,7 +73,16 @@ def notify_request(body: str) -> NotifyResult:
     attempts = store.delivery_attempts(request_id)
     if any(attempt.succeeded for attempt in attempts):
         return NotifyResult(NotifyOutcome.ALREADY_DELIVERED, completed_now)
+    # Each message carries the attempt it is for; once that attempt is recorded, a copy of the
+    # message (a redelivery, a second fire after Redis lost its keys) must not start another chain.
+    if len(attempts) >= _attempt_of(fields):
+        return NotifyResult(NotifyOutcome.STALE, completed_now)
     return NotifyResult(_deliver(request_id, record.webhook_url, len(attempts) + 1), completed_now)
+
+
+def _attempt_of(fields: dict[str, object]) -> int:
+    value = fields.get("attempt", 1)
+    return value if isinstance(value, int) and value >= 1 else 1
 
 
 def _deliver(request_id: str, url: str, attempt: int) -> NotifyOutcome:
@@ -82,32 +92,40 @@ def _deliver(request_id: str, url: str, attempt: int) -> NotifyOutcome:
     assert record is not None  # it existed a moment ago and requests are never deleted here
     payload = webhook_payload(record, store.list_images(request_id))
     delivery_id = delivery_id_for(request_id)
-    result = services.webhook_sender().send(url, payload, delivery_id)
-    store.record_delivery_attempt(
-        DeliveryAttempt(
-            request_id=request_id,
-            delivery_id=delivery_id,
-            attempt=attempt,
-            attempted_at=datetime.now(UTC),
-            url=url,
-            status_code=result.status_code,
-            error=result.error,
-            succeeded=result.verdict is DeliveryVerdict.DELIVERED,
-        )
+    try:
+        result = services.webhook_sender().send(url, payload, delivery_id)
+    except ConfigError as exc:  # e.g. no WEBHOOK_SECRET: never send unsigned; retrying cannot help
+        result = DeliveryResult(DeliveryVerdict.GIVE_UP, None, f"not sent: {exc}")
+    attempt_record = DeliveryAttempt(
+        request_id=request_id,
+        delivery_id=delivery_id,
+        attempt=attempt,
+        attempted_at=datetime.now(UTC),
+        url=url,
+        status_code=result.status_code,
+        error=result.error,
+        succeeded=result.verdict is DeliveryVerdict.DELIVERED,
     )
+    outcome = NotifyOutcome.GAVE_UP
     if result.verdict is DeliveryVerdict.DELIVERED:
-        logger.info("webhook of request %s delivered (attempt %d)", request_id, attempt)
-        return NotifyOutcome.DELIVERED
-    if result.verdict is DeliveryVerdict.RETRY and attempt < settings.webhook_max_attempts:
+        outcome = NotifyOutcome.DELIVERED
+    elif result.verdict is DeliveryVerdict.RETRY and attempt < settings.webhook_max_attempts:
+        # The next attempt is queued before this one is recorded: a crash in between repeats this
+        # attempt (same delivery id) instead of losing the chain of retries.
         delay = retry_delay_s(attempt, settings.webhook_retry_base_s)
         send(services.notify_queue(), {"request_id": request_id, "attempt": attempt + 1}, delay_s=delay)
+        outcome = NotifyOutcome.RETRY_SCHEDULED
+    store.record_delivery_attempt(attempt_record)
+    if outcome is NotifyOutcome.DELIVERED:
+        logger.info("webhook of request %s delivered (attempt %d)", request_id, attempt)
+    elif outcome is NotifyOutcome.RETRY_SCHEDULED:
         logger.warning(
-            "webhook of request %s failed (attempt %d: %s); retrying in %.0fs",
-            request_id, attempt, result.error or result.status_code, delay,
+            "webhook of request %s failed (attempt %d: %s); retrying later",
+            request_id, attempt, result.error or result.status_code,
         )
-        return NotifyOutcome.RETRY_SCHEDULED
-    logger.error(
-        "webhook of request %s given up after attempt %d: %s",
-        request_id, attempt, result.error or result.status_code,
-    )
-    return NotifyOutcome.GAVE_UP
+    else:
+        logger.error(
+            "webhook of request %s given up after attempt %d: %s",
+            request_id, attempt, result.error or result.status_code,
+        )
+    return outcome
