@@ -24,26 +24,23 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    server = Azurite(location=tmp_path_factory.mktemp("azurite"))
+def _running(server: Azurite | RedisServer) -> Iterator[Azurite | RedisServer]:
     try:
         server.start()
     except ServiceUnavailable as exc:
         _unavailable(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    yield from _running(Azurite(location=tmp_path_factory.mktemp("azurite")))  # type: ignore[misc]
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(directory=tmp_path_factory.mktemp("redis"))
-    try:
-        server.start()
-    except ServiceUnavailable as exc:
-        _unavailable(str(exc))
-    yield server
-    server.stop()
+    yield from _running(RedisServer(directory=tmp_path_factory.mktemp("redis")))  # type: ignore[misc]
 
 
 @pytest.fixture()
