@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from shared import services
-from shared.errors import PermanentFailure
+from shared.errors import PermanentFailure, TransientFailure
 from shared.imaging import compress_image
 from shared.models import ImageOutcome, ImageTask
 from shared.outbound import download
@@ -68,12 +68,27 @@ def process_image(body: str, dequeue_count: int) -> ProcessResult:
     else:
         store.mark_started(task.request_id, task.seq)
         outcome = _work(task, dequeue_count)
-    fires = services.completion_tracker().record(
-        task.request_id, task.seq, task.total, seed=lambda: store.terminal_seqs(task.request_id)
-    )
+    fires = _count_completion(task)
     if fires:
         logger.info("request %s: last image finished, notifying", task.request_id)
     return ProcessResult(outcome, {"request_id": task.request_id} if fires else None)
+
+
+def _count_completion(task: ImageTask) -> bool:
+    """Whether this image completed its request: Redis counts; the database answers if Redis is down.
+
+    The fallback may fire more than once (every image finishing during an outage sees the request
+    complete); the notify handles duplicates, and a request is never left without one.
+    """
+    store = services.store()
+    try:
+        return services.completion_tracker().record(
+            task.request_id, task.seq, task.total, seed=lambda: store.terminal_seqs(task.request_id)
+        )
+    except TransientFailure:
+        logger.warning("Redis unavailable: counting request %s in the database", task.request_id, exc_info=True)
+        record = store.get_request(task.request_id)
+        return record is not None and record.done + record.failed >= record.images
 
 
 def _work(task: ImageTask, dequeue_count: int) -> Outcome:

@@ -237,3 +237,23 @@ def test_a_message_that_is_not_an_image_task_fails_loudly(app: dict[str, Any]) -
     bad = QueueMessage(id="m", body=base64.b64encode(b"garbage"), dequeue_count=1)
     with pytest.raises(PermanentFailure):
         process_queue.main(bad, Out())
+
+
+class DownTracker:
+    def record(self, *args: Any, **kwargs: Any) -> bool:
+        raise TransientFailure("redis: ConnectionError")
+
+
+def test_with_redis_down_the_database_decides_completion(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    request_id, messages = accepted_request(app)
+    monkeypatch.setitem(services._cache, "tracker", DownTracker())
+
+    def refuse(*args: Any, **kwargs: Any) -> bytes:
+        raise PermanentFailure("HTTP 410")
+
+    monkeypatch.setattr(process, "download", refuse)
+    first, last = Out(), Out()
+    process_queue.main(queue_message(messages[0]), first)
+    process_queue.main(queue_message(messages[1]), last)
+    assert first.value is None
+    assert json.loads(last.value or "") == {"request_id": request_id}
