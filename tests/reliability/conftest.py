@@ -1,0 +1,124 @@
+"""Fixtures and the report of the reliability campaign.
+
+Each scenario records the ``JobCheck`` of its job with the ``campaign`` fixture; the outcome of the
+test is added from its report, and the table is printed at the end of the session and written to
+``.data/reliability.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import image_server, make_stack  # noqa: F401 - fixtures reused as they are
+from tests.reliability.checker import JobCheck
+from tests.support.apphost import ROOT, TEST_WEBHOOK_SECRET
+from tests.support.webhook_receiver import WebhookReceiver, running_receiver
+
+REPORT_PATH = ROOT / ".data" / "reliability.md"
+
+
+@dataclass
+class CampaignRow:
+    scenario: str
+    check: JobCheck | None = None
+    faults: list[str] = field(default_factory=list)  # what was injected, and when (e.g. "kill at 12/50")
+    outcome: str = "not run"
+
+
+_ROWS: dict[str, CampaignRow] = {}
+
+
+class Campaign:
+    """The handle a scenario uses to put its measurements in the table."""
+
+    def __init__(self, row: CampaignRow) -> None:
+        self.row = row
+
+    def fault(self, text: str) -> None:
+        self.row.faults.append(text)
+
+    def record(self, check: JobCheck) -> JobCheck:
+        self.row.check = check
+        return check
+
+
+@pytest.fixture()
+def campaign(request: pytest.FixtureRequest) -> Campaign:
+    row = _ROWS.setdefault(request.node.nodeid, CampaignRow(scenario=_scenario_name(request.node)))
+    return Campaign(row)
+
+
+@pytest.fixture()
+def make_webhook() -> Iterator[Callable[..., WebhookReceiver]]:
+    """Webhook receivers with a script (statuses or "hang" answered before 200s) and hang time."""
+    with ExitStack() as stack:
+
+        def make(**options: Any) -> WebhookReceiver:
+            return stack.enter_context(running_receiver(TEST_WEBHOOK_SECRET, **options))
+
+        yield make
+
+
+@pytest.fixture()
+def webhook(make_webhook: Callable[..., WebhookReceiver]) -> WebhookReceiver:
+    return make_webhook()
+
+
+def _scenario_name(item: pytest.Item) -> str:
+    doc = getattr(getattr(item, "function", None), "__doc__", None)
+    title = (doc or item.name).strip().splitlines()[0].rstrip(".")
+    if "[" in item.name:
+        title += f" [{item.name.split('[', 1)[1]}"
+    return title
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if item.get_closest_marker("reliability") is None:
+        return report
+    row = _ROWS.setdefault(item.nodeid, CampaignRow(scenario=_scenario_name(item)))
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        if hasattr(report, "wasxfail"):
+            row.outcome = "xfail (bug)" if report.skipped else "XPASS"
+        elif report.passed:
+            row.outcome = "pass"
+        elif report.skipped:
+            row.outcome = "skipped"
+        else:
+            row.outcome = "FAIL"
+    return report
+
+
+def render_table(rows: list[CampaignRow]) -> str:
+    header = ["scenario", "images", "lost", "stuck", "duplicates", "failed", "webhook posts/attempts",
+              "outcome", "faults and notes"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        check = row.check
+        if check is None:
+            cells = ["-"] * 6
+        else:
+            cells = [str(check.images), str(check.lost), str(check.stuck), str(check.duplicates), str(check.failed),
+                     f"{check.webhook_posts}/{check.webhook_attempts}"]  # fmt: skip
+        notes = row.faults + (check.notes + check.problems if check else [])
+        lines.append("| " + " | ".join([row.scenario, *cells, row.outcome, "; ".join(notes) or ""]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    rows = list(_ROWS.values())
+    if not rows:
+        return
+    table = render_table(rows)
+    terminalreporter.write_sep("=", "reliability campaign")
+    terminalreporter.write(table)
+    REPORT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    REPORT_PATH.write_text("# Reliability campaign\n\n" + table)
+    terminalreporter.write_line(f"(written to {Path(REPORT_PATH).relative_to(ROOT)})")
