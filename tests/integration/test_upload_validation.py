@@ -32,8 +32,12 @@ NAME = "Product Name"
 @pytest.fixture(scope="module")
 def limited_stack(azurite, redis_server, tmp_path_factory) -> Iterator[AppStack]:  # type: ignore[no-untyped-def]
     """One host for every refusal (nothing is ever stored on it), with small limits to cross."""
-    stack = AppStack(azurite, redis_server, tmp_path_factory.mktemp("limited"),
-                     {"MAX_PRODUCTS": str(MAX_PRODUCTS), "MAX_CSV_BYTES": str(MAX_CSV_BYTES)})
+    stack = AppStack(
+        azurite,
+        redis_server,
+        tmp_path_factory.mktemp("limited"),
+        {"MAX_PRODUCTS": str(MAX_PRODUCTS), "MAX_CSV_BYTES": str(MAX_CSV_BYTES)},
+    )
     stack.bootstrap()
     stack.start_host()
     yield stack
@@ -55,8 +59,9 @@ def _queued_images(stack: AppStack) -> int:
 
 
 def _post_raw(stack: AppStack, body: bytes, content_type: str, **kwargs: Any) -> requests.Response:
-    return requests.post(f"{stack.base_url}/upload", data=body, headers={"Content-Type": content_type},
-                         timeout=60, **kwargs)
+    return requests.post(
+        f"{stack.base_url}/upload", data=body, headers={"Content-Type": content_type}, timeout=60, **kwargs
+    )
 
 
 def _refused(stack: AppStack, images: ImageServer, response: requests.Response, status: int) -> list[dict[str, Any]]:
@@ -176,8 +181,9 @@ def test_header_only(limited_stack, image_server) -> None:
 
 def test_multipart_without_file_field(limited_stack, image_server) -> None:
     csv_text = _file(_row("1", "SKU1", image_server.url("/img/1.jpg")))
-    response = requests.post(f"{limited_stack.base_url}/upload", timeout=60,
-                             files={"csv": ("products.csv", csv_text, "text/csv")})
+    response = requests.post(
+        f"{limited_stack.base_url}/upload", timeout=60, files={"csv": ("products.csv", csv_text, "text/csv")}
+    )
     problem = _only(_refused(limited_stack, image_server, response, 400))
     assert problem["column"] == "file"
 
