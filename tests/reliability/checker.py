@@ -59,6 +59,18 @@ class JobCheck:
     def ok(self) -> bool:
         return not self.problems
 
+    @classmethod
+    def combine(cls, checks: list[JobCheck]) -> JobCheck:
+        """One row for several jobs: counts summed, problems prefixed with their request."""
+        total = cls(request_id=f"{len(checks)} requests", images=sum(c.images for c in checks))
+        for check in checks:
+            for name in ("lost", "stuck", "failed", "duplicates", "completions", "webhook_attempts", "webhook_posts",
+                         "retried"):  # fmt: skip
+                setattr(total, name, getattr(total, name) + getattr(check, name))
+            total.problems += [f"{check.request_id[:8]}: {problem}" for problem in check.problems]
+            total.notes += [f"{check.request_id[:8]}: {note}" for note in check.notes]
+        return total
+
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection to the stack's SQLite file (WAL: it never blocks the app's writers)."""
