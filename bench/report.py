@@ -1,0 +1,324 @@
+"""Collect the benchmarks' JSON into Markdown tables and two PNG plots.
+
+Reads ``bench/out/{kernel,pipeline,fanout,scaling,memory}.json`` (whichever exist), writes
+``bench/out/summary.md`` (the tables BENCHMARKS.md quotes), ``bench/out/bench_scaling.png``
+(images/s against worker processes, with the kernel ceiling) and ``bench/out/bench_breakdown.png``
+(where an image's time and the machine's CPU go).
+
+Usage: ``python -m bench.report`` (``make bench`` runs it last).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.harness import OUT_DIR
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = OUT_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _kernel_section(kernel: dict[str, Any]) -> list[str]:
+    s = kernel["summary"]
+    title = (
+        f"### Kernel ceiling ({s['images']} photos of {kernel['params']['megapixels_per_photo']:g} MP, "
+        f"{s['processes']} processes, load {kernel['environment']['load_average_1m']})"
+    )
+    rows = [
+        [label, s[label]["images_per_s"], s[label]["mp_per_s"], s[label]["images_per_s_per_process"]]
+        for label in ("best", "median")
+    ]
+    return [title, "", *_table(["", "images/s", "MP/s", "images/s per process"], rows)]
+
+
+def _pipeline_section(p: dict[str, Any]) -> list[str]:
+    params = p["params"]
+    lines = [
+        f"### Pipeline ({params['count']} photos of {params['megapixels']:g} MP, {params['workers']} worker "
+        "processes, POST to webhook)",
+        "",
+    ]
+    rows = []
+    for n, r in enumerate(p["runs"], 1):
+        rows.append(
+            [
+                n,
+                r["accept_s"],
+                r["total_s"],
+                r["images_per_s"],
+                r["app_cpu_s_per_image"],
+                r["cpu_s_per_image"]["host workers"],
+                r["cpu_s_per_image"]["host"],
+                r["cpu_s_per_image"]["azurite"],
+                r["cpu_s_per_image"]["redis"],
+                r["load_average_1m"],
+            ]
+        )
+    lines += _table(
+        [
+            "run",
+            "to 202 s",
+            "to webhook s",
+            "images/s",
+            "app CPU s/image",
+            "workers",
+            "host",
+            "Azurite",
+            "Redis",
+            "load 1m",
+        ],
+        rows,
+    )
+    kernel = p.get("kernel")
+    if kernel:
+        ratio = p["ratio_to_kernel"]
+        lines += [
+            f"Kernel ceiling in the same run: {kernel['images_per_s_best']} images/s best, "
+            f"{kernel['images_per_s_median']} median ({kernel['cpu_s_per_image']} CPU s per image). "
+            f"Ratio pipeline/kernel: **{ratio['best_vs_best']}** best vs best, {ratio['median_vs_median']} "
+            f"median vs median; CPU efficiency (kernel CPU per image / app CPU per image): "
+            f"**{ratio['cpu_efficiency']}**.",
+            "",
+        ]
+    breakdown = p.get("breakdown")
+    if breakdown:
+        lines += ["Per-image stages (latency under load, ms):", ""]
+        rows = [
+            [stage, f.get("median_ms"), f.get("mean_ms"), f.get("p95_ms")]
+            for stage, f in breakdown.items()
+            if "median_ms" in f
+        ]
+        lines += _table(["stage", "median", "mean", "p95"], rows)
+        unloaded = breakdown["unloaded costs (measured separately, same servers)"]
+        lines += [
+            "Unloaded per-call costs on the same servers (ms): "
+            + ", ".join(f"{k.removesuffix('_ms')} {v}" for k, v in unloaded.items()),
+            "",
+        ]
+    return lines
+
+
+def _fanout_section(f: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            r["images"],
+            r["raw_send_s"]["min"],
+            r["raw_messages_per_s"],
+            r["app_accept_s"]["min"],
+            r["app_accept_s"]["median"],
+            r["app_fanout_only_s"]["min"],
+            r["app_messages_per_s_accept"],
+            r["ratio_accept_vs_raw"],
+            r["load_average_1m"],
+        ]
+        for r in f["results"]
+    ]
+    header = [
+        "images",
+        "raw s (min)",
+        "raw msg/s",
+        "to 202 s (min)",
+        "to 202 s (median)",
+        "fan-out only s",
+        "app msg/s",
+        "app/raw",
+        "load 1m",
+    ]
+    return ["### Fan-out (POST to 202, processing disabled) vs a raw 32-thread send loop", "", *_table(header, rows)]
+
+
+def _scaling_section(s: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if s["by_workers"]:
+        kernel = s.get("kernel") or {}
+        ceiling = kernel.get("images_per_s_best")
+        lines += [f"### Worker processes ({s['params']['count']} photos of 2 MP)", ""]
+        lines += _table(
+            [
+                "worker processes",
+                "images/s",
+                "vs kernel",
+                "to 202 s",
+                "app CPU s/image",
+                "Azurite CPU s/image",
+                "load 1m",
+            ],
+            [
+                [
+                    r["workers"],
+                    r["images_per_s"],
+                    round(r["images_per_s"] / ceiling, 2) if ceiling else "",
+                    r["accept_s"],
+                    r["app_cpu_s_per_image"],
+                    r["cpu_s_per_image"]["azurite"],
+                    r["load_average_1m"],
+                ]
+                for r in s["by_workers"]
+            ],
+        )
+    if s["by_job_size"]:
+        lines += [f"### Job size ({s['params']['sizes_mp']:g} MP photos, 2 worker processes, one stack)", ""]
+        lines += _table(
+            [
+                "images",
+                "images/s",
+                "to 202 s",
+                "app CPU s/image",
+                "workers CPU s/image",
+                "Azurite CPU s/image",
+                "host CPU s/image",
+                "load 1m",
+            ],
+            [
+                [
+                    r["size"],
+                    r["images_per_s"],
+                    r["accept_s"],
+                    r["app_cpu_s_per_image"],
+                    r["cpu_s_per_image"]["host workers"],
+                    r["cpu_s_per_image"]["azurite"],
+                    r["cpu_s_per_image"]["host"],
+                    r["load_average_1m"],
+                ]
+                for r in s["by_job_size"]
+            ],
+        )
+    return lines
+
+
+def _memory_section(m: dict[str, Any]) -> list[str]:
+    lines = ["### Memory (RSS summed over the host's process tree)", ""]
+    photos = m.get("large_photos")
+    if photos:
+        b = photos["bound"]
+        lines += _table(
+            ["case", "idle MB", "peak MB", "growth MB", "bound MB", "load 1m"],
+            [
+                [
+                    f"{photos['photos']} photos of {photos['megapixels']} MP ({photos['workers']} processes x "
+                    f"{photos['threads']} threads)",
+                    photos["idle_rss_mb"],
+                    photos["peak_rss_mb"],
+                    photos["growth_mb"],
+                    f"{b['decoding_at_once']} x {b['per_image_mb']} = {b['bound_growth_mb']}",
+                    photos["load_average_1m"],
+                ],
+            ]
+            + (
+                [
+                    [
+                        f"{m['large_csv']['csv_bytes'] / 1e6:.1f} MB CSV, {m['large_csv']['images']} images "
+                        f"(accepted in {m['large_csv']['accept_s']} s)",
+                        m["large_csv"]["idle_rss_mb"],
+                        m["large_csv"]["peak_rss_mb"],
+                        m["large_csv"]["growth_mb"],
+                        "",
+                        m["large_csv"]["load_average_1m"],
+                    ]
+                ]
+                if m.get("large_csv")
+                else []
+            ),
+        )
+    return lines
+
+
+def plot_scaling(s: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workers = [r["workers"] for r in s["by_workers"]]
+    rates = [r["images_per_s"] for r in s["by_workers"]]
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    ax.plot(workers, rates, marker="o", label="pipeline, POST to webhook")
+    kernel = s.get("kernel")
+    if kernel:
+        ax.axhline(kernel["images_per_s_best"], color="grey", linestyle="--", label="kernel ceiling (bare Pillow)")
+        ax.axhline(0.85 * kernel["images_per_s_best"], color="grey", linestyle=":", label="target 0.85 x ceiling")
+    ax.set_xticks(workers)
+    ax.set_xlabel("worker processes (FUNCTIONS_WORKER_PROCESS_COUNT)")
+    ax.set_ylabel("images/s (2 MP)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"{s['params']['count']} photos, {s['environment']['cpus']} cores", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_breakdown(p: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = max(p["runs"], key=lambda r: r["images_per_s"])
+    cpu = {k: v * 1000 for k, v in best["cpu_s_per_image"].items() if k != "benchmark driver"}
+    breakdown = p["breakdown"]
+    latency = {
+        k: breakdown[k]["mean_ms"]
+        for k in (
+            "download",
+            "decode+encode",
+            "store output",
+            "started..finished, rest (record_done)",
+            "invocation outside started..finished",
+        )
+        if k in breakdown
+    }
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
+    left.barh(list(cpu), list(cpu.values()), color="tab:blue")
+    if p.get("kernel"):
+        left.axvline(p["kernel"]["cpu_s_per_image"] * 1000, color="grey", linestyle="--", label="kernel CPU/image")
+        left.legend(fontsize=7)
+    left.set_xlabel("CPU ms per image, by process")
+    right.barh(list(latency), list(latency.values()), color="tab:orange")
+    right.set_xlabel("mean latency ms per image, by stage (under load)")
+    for ax in (left, right):
+        ax.tick_params(axis="y", labelsize=7)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> int:
+    lines: list[str] = []
+    kernel, pipeline, fanout, scaling, memory = (
+        _load(n) for n in ("kernel", "pipeline", "fanout", "scaling", "memory")
+    )
+    if kernel:
+        lines += _kernel_section(kernel)
+    if pipeline:
+        lines += _pipeline_section(pipeline)
+        if pipeline.get("breakdown"):
+            plot_breakdown(pipeline, OUT_DIR / "bench_breakdown.png")
+    if fanout:
+        lines += _fanout_section(fanout)
+    if scaling:
+        lines += _scaling_section(scaling)
+        if scaling["by_workers"]:
+            plot_scaling(scaling, OUT_DIR / "bench_scaling.png")
+    if memory:
+        lines += _memory_section(memory)
+    text = "\n".join(lines)
+    (OUT_DIR / "summary.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

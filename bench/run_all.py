@@ -1,0 +1,78 @@
+"""Every benchmark in one run, side by side, then the tables and plots (``make bench``).
+
+Runs, each as its own process (a failure is reported and the others still run): the kernel
+ceiling, the pipeline (which reads the kernel's result of this run for its ratio), fan-out,
+scaling, memory; then ``bench.report``. Sized to finish in about 10 minutes on a quiet 2-core
+machine, photo generation included; ``--quick`` shrinks every size for a smoke run (~3 minutes),
+``--full`` runs the job-size series on 2 MP photos instead of 0.5 MP (about 4 minutes more).
+
+Usage: ``python -m bench.run_all [--quick | --full]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from bench.harness import REPO_ROOT
+
+
+def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
+    cpus = str(os.cpu_count() or 1)
+    if quick:
+        return [
+            ("kernel", ["--count", "60", "--processes", cpus, "--repeats", "2"]),
+            ("pipeline", ["--count", "200", "--repeats", "1"]),
+            ("fanout", ["--sizes", "1000", "--repeats", "1"]),
+            ("scaling", ["--workers", "1,2", "--count", "200", "--sizes", "100,500"]),
+            ("memory", ["--photos", "8", "--skip-csv"]),
+            ("report", []),
+        ]
+    return [
+        ("kernel", ["--count", "200", "--processes", cpus, "--repeats", "3"]),
+        ("pipeline", ["--count", "1000", "--repeats", "2"]),
+        ("fanout", ["--sizes", "1000,10000", "--repeats", "2"]),
+        (
+            "scaling",
+            ["--workers", "1,2,4", "--count", "1000", "--sizes", "100,1000,5000", "--sizes-mp", "2" if full else "0.5"],
+        ),
+        ("memory", ["--photos", "32"]),
+        ("report", []),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    size.add_argument("--full", action="store_true", help="the job-size series on 2 MP photos")
+    parser.add_argument("--only", default="", help="comma-separated benchmark names to run")
+    args = parser.parse_args(argv)
+    only = {name for name in args.only.split(",") if name}
+    failed: list[str] = []
+    started = time.monotonic()
+    for name, options in plan(args.quick, args.full):
+        if only and name not in only:
+            continue
+        print(
+            f"\n=== bench.{name} {' '.join(options)}  (load {os.getloadavg()[0]:.2f}, "
+            f"{time.monotonic() - started:.0f}s elapsed)",
+            flush=True,
+        )
+        code = subprocess.call([sys.executable, "-m", f"bench.{name}", *options], cwd=REPO_ROOT)
+        if code != 0:
+            failed.append(name)
+            print(f"bench.{name} failed with exit code {code}", flush=True)
+    print(
+        f"\nall benchmarks: {time.monotonic() - started:.0f}s; results in bench/out/ "
+        f"(summary.md, *.json, *.png){'; FAILED: ' + ', '.join(failed) if failed else ''}"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
