@@ -152,8 +152,9 @@ def row_strategy(draw: st.DrawFn, serial: int) -> Row:
     if kind == "good":
         return Row(serial_cell, name, tuple(urls), None)
     if kind == "scheme":
+        urls = urls[: MAX_URLS - 1]
         urls.insert(draw(st.integers(0, len(urls))), draw(st.sampled_from(BAD_SCHEME_URLS)))
-        return Row(serial_cell, name, tuple(urls[:MAX_URLS]), URLS)
+        return Row(serial_cell, name, tuple(urls), URLS)
     if kind == "credentials":
         urls[draw(st.integers(0, len(urls) - 1))] = draw(st.sampled_from(CREDENTIAL_URLS))
         return Row(serial_cell, name, tuple(urls), URLS, forbidden_in_messages="hunter2")
