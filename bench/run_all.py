@@ -29,7 +29,7 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
             ("pipeline", ["--count", "200", "--repeats", "1"]),
             ("fanout", ["--sizes", "1000", "--repeats", "1"]),
             ("scaling", ["--workers", "1,2", "--count", "200", "--sizes", "100,500"]),
-            ("memory", ["--photos", "8", "--skip-csv"]),
+            ("memory", ["--photos", "8", "--threads", "8", "--skip-csv"]),
             ("report", []),
         ]
     return [
@@ -38,9 +38,18 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
         ("fanout", ["--sizes", "1000,10000", "--repeats", "2"]),
         (
             "scaling",
-            ["--workers", "1,2,4", "--count", "1000", "--sizes", "100,1000,5000", "--sizes-mp", "2" if full else "0.5"],
+            [
+                "--workers",
+                "1,2,4,2x2",
+                "--count",
+                "1000",
+                "--sizes",
+                "100,1000,5000",
+                "--sizes-mp",
+                "2" if full else "0.5",
+            ],
         ),
-        ("memory", ["--photos", "32"]),
+        ("memory", ["--photos", "32", "--threads", "8,2"]),
         ("report", []),
     ]
 

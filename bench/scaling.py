@@ -1,7 +1,9 @@
-"""Scaling: images/s with 1, 2 and 4 worker processes, and with jobs of 100, 1,000 and 5,000 images.
+"""Scaling: images/s with 1, 2 and 4 worker processes (and 2 x 2 threads), and with jobs of 100, 1,000 and 5,000 images.
 
 Worker processes (``FUNCTIONS_WORKER_PROCESS_COUNT``): one fresh stack per count, a warm-up, then
-one job of ``--count`` 2 MP photos (the pipeline benchmark's set), end to end.
+one job of ``--count`` 2 MP photos (the pipeline benchmark's set), end to end. ``2x2`` is 2 worker
+processes with ``PYTHON_THREADPOOL_THREAD_COUNT=2`` instead of the app's 8: on 2 cores, fewer images
+decoding at once should cost no throughput and bound memory (see ``bench.memory``).
 
 Job size: one fresh stack (2 worker processes), then jobs of each size in turn. The sizes use
 smaller photos (``--sizes-mp``, 0.5 MP by default) so the 5,000-image job fits the time budget of
@@ -24,19 +26,30 @@ from typing import Any
 
 from bench.harness import OUT_DIR, bench_stack, environment, photos_dir, warm_up
 from bench.pipeline import kernel_ceiling, measure_job, photo_names
+from tests.support.apphost import load_local_settings
+
+APP_THREADS = int(load_local_settings().get("PYTHON_THREADPOOL_THREAD_COUNT") or 0) or None
 
 
-def by_workers(counts: Sequence[int], images: int, megapixels: float) -> list[dict[str, Any]]:
+def _config(item: str) -> tuple[int, int | None]:
+    """``"2"`` is 2 worker processes with the app's thread count; ``"2x2"`` also sets 2 threads each."""
+    processes, _, threads = item.partition("x")
+    return int(processes), int(threads) if threads else None
+
+
+def by_workers(configs: Sequence[str], images: int, megapixels: float) -> list[dict[str, Any]]:
     names = photo_names(megapixels, images)
     results = []
-    for workers in counts:
-        with bench_stack(
-            f"scaling-w{workers}", photos_dir(megapixels), {"FUNCTIONS_WORKER_PROCESS_COUNT": str(workers)}
-        ) as stack:
+    for item in configs:
+        workers, threads = _config(item)
+        overrides = {"FUNCTIONS_WORKER_PROCESS_COUNT": str(workers)}
+        if threads:
+            overrides["PYTHON_THREADPOOL_THREAD_COUNT"] = str(threads)
+        with bench_stack(f"scaling-w{item}", photos_dir(megapixels), overrides) as stack:
             warm_up(stack, names)
             run = measure_job(stack, stack.urls(names))
         run.pop("rows")
-        results.append({"workers": workers, **run})
+        results.append({"workers": workers, "threads": threads or APP_THREADS, "config": item, **run})
     return results
 
 
@@ -54,13 +67,15 @@ def by_job_size(sizes: Sequence[int], megapixels: float, workers: int) -> list[d
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", default="1,2,4", help="worker process counts")
+    parser.add_argument(
+        "--workers", default="1,2,4,2x2", help="worker process counts; PxT also sets T threads per process"
+    )
     parser.add_argument("--count", type=int, default=1000, help="2 MP images per job for the worker series")
     parser.add_argument("--sizes", default="100,1000,5000", help="job sizes for the size series ('' to skip)")
     parser.add_argument("--sizes-mp", type=float, default=0.5, help="megapixels of the size series' photos")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "scaling.json")
     args = parser.parse_args(argv)
-    workers = [int(w) for w in args.workers.split(",") if w]
+    workers = [w for w in args.workers.split(",") if w]
     sizes = [int(s) for s in args.sizes.split(",") if s]
     result: dict[str, Any] = {
         "benchmark": "scaling",
@@ -69,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "kernel": kernel_ceiling(2.0),
         "by_workers": by_workers(workers, args.count, 2.0) if workers else [],
     }
-    print(f"{'workers':>7} {'img/s':>7} {'to 202 s':>9} {'app CPU s/img':>14} {'azurite s/img':>14} {'load':>5}")
+    print(f"{'config':>7} {'img/s':>7} {'to 202 s':>9} {'app CPU s/img':>14} {'azurite s/img':>14} {'load':>5}")
     for r in result["by_workers"]:
         print(
             f"{r['workers']:>7} {r['images_per_s']:>7.1f} {r['accept_s']:>9.2f} {r['app_cpu_s_per_image']:>14.4f} "
@@ -88,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps(
             {
                 "benchmark": "scaling",
-                "by_workers": {r["workers"]: r["images_per_s"] for r in result["by_workers"]},
+                "by_workers": {r["config"]: r["images_per_s"] for r in result["by_workers"]},
                 "by_job_size": {r["size"]: r["images_per_s"] for r in result["by_job_size"]},
             }
         )
