@@ -95,7 +95,7 @@ def test_request_ids_are_random_uuid4s_and_unguessable_ids_never_error(secure_st
                       known[:19] + "c" + known[20:]]  # a variant that is not RFC 4122
     malformed = ["not-a-uuid", "1", "00000001", known.replace("-", ""), "{" + known + "}", "urn:uuid:" + known,
                  known + "0", known[:-1], " " + known, known + "%00", "' OR 1=1 --", "..%2f..%2fupload",
-                 "%2e%2e", "a" * 5000, "\u0661" * 8 + known[8:], known.replace("a", "\uff41"),
+                 "%2e%2e", "a" * 5000, "\u0661" * 8 + known[8:], known[:-1] + "\uff41",  # a fullwidth letter
                  "${jndi:ldap://x/a}", "<script>alert(1)</script>", "%ff%fe"]
     for candidate in neighbours + other_versions + malformed:
         response = requests.get(f"{stack.base_url}/status/{candidate}", timeout=30)
