@@ -12,6 +12,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -122,7 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HttpResponseData(404, [], b""), close=True)
             return
         if not match.method_allowed:
-            self._reply(HttpResponseData(405, [], b""), close=True)
+            allowed = ", ".join(sorted(match.route.methods or ()))
+            self._reply(HttpResponseData(405, [("Allow", allowed)], b""), close=True)
             return
         headers: dict[str, str] = {}
         for name, value in self.headers.items():
@@ -142,6 +144,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(frontend.invoke(match.route.spec.name, request))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        # Any other method (TRACE, PROPFIND, ...) is routed too, so it is answered 404 or 405 as
+        # the real host does, never 501 from the base class.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
     def _read_body(self) -> bytes | None:
         """The request body, or None when it exceeds the limit."""

@@ -34,8 +34,7 @@ def fuzz_stack(secure_stack):
 def test_api_matches_its_spec_and_never_answers_5xx(case, fuzz_stack) -> None:
     base_url = fuzz_stack.base_url.removesuffix("/api")
     if case.method.upper() != case.operation.method.upper():
-        # Schemathesis also probes undeclared methods (TRACE, PATCH...); the local host answers some
-        # with 501 and none with an Allow header: see the xfail tests below.
+        # Schemathesis also probes undeclared methods (TRACE, PATCH...): the tests below cover them.
         return
     # A schema cannot say which CSVs are valid (serials, URLs...): a schema-valid upload may fairly be
     # refused with 400, so "positive data must be accepted" does not apply here.
@@ -55,8 +54,6 @@ def _paths(stack) -> list[str]:
     return [f"{stack.base_url}/upload", f"{stack.base_url}/status/00000000-0000-4000-8000-000000000000"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: devhost answers methods http.server has no do_<METHOD> for "
-                                       "(TRACE, PROPFIND, ...) with 501 from BaseHTTPRequestHandler, not 405")
 def test_undeclared_methods_are_405_not_5xx(plain_stack) -> None:
     import requests
 
@@ -65,7 +62,6 @@ def test_undeclared_methods_are_405_not_5xx(plain_stack) -> None:
     assert answers == {key: 405 for key in answers}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: devhost's 405 carries no Allow header (RFC 9110 15.5.6 requires it)")
 def test_a_405_names_the_allowed_methods(plain_stack) -> None:
     import requests
 
