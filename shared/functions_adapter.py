@@ -50,12 +50,17 @@ def upload_input(req: func.HttpRequest) -> UploadInput:
     if media_type == "multipart/form-data":
         try:
             upload = req.files.get("file")
+            # A part sent without a filename arrives as a plain form field, not as a file.
+            field_text = req.form.get("file")
             webhook_url = req.form.get("webhook_url") or webhook_url
         except Exception:  # werkzeug raises several types on a broken envelope
             raise ValidationError([Problem("the multipart/form-data body cannot be parsed")]) from None
-        if upload is None:
+        if upload is not None:
+            csv_data = upload.read(settings.max_csv_bytes + 1)
+        elif field_text is not None:
+            csv_data = field_text.encode("utf-8")
+        else:
             raise ValidationError([Problem("the multipart form has no 'file' field with the CSV", column="file")])
-        csv_data = upload.read(settings.max_csv_bytes + 1)
     elif media_type in CSV_CONTENT_TYPES:
         csv_data = body
     else:

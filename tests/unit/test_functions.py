@@ -257,3 +257,13 @@ def test_with_redis_down_the_database_decides_completion(app: dict[str, Any], mo
     process_queue.main(queue_message(messages[1]), last)
     assert first.value is None
     assert json.loads(last.value or "") == {"request_id": request_id}
+
+
+def test_a_file_part_without_filename_is_read_as_the_csv(app: dict[str, Any]) -> None:
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"\r\n\r\n\r\n--{boundary}--\r\n').encode()
+    response = upload(body, f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 400
+    problems = json.loads(response.get_body())["problems"]
+    assert "no 'file' field" not in problems[0]["message"]
+    assert "empty" in problems[0]["message"].lower()
