@@ -32,7 +32,7 @@ def image_urls(images: ImageServer, count: int = JOB_IMAGES, *, delay_s: float =
 
 
 def job_csv(urls: list[str]) -> str:
-    return csv_for([urls[start:start + URLS_PER_PRODUCT] for start in range(0, len(urls), URLS_PER_PRODUCT)])
+    return csv_for([urls[start : start + URLS_PER_PRODUCT] for start in range(0, len(urls), URLS_PER_PRODUCT)])
 
 
 def upload_job(stack: AppStack, urls: list[str], webhook_url: str | None, **kwargs: Any) -> str:

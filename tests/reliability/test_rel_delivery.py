@@ -92,8 +92,13 @@ def test_upload_interrupted_during_fanout_is_resumed(
         "SELECT request_id FROM requests")]  # fmt: skip
     host = stack.start_host()
     if resume_by == "idempotent-retry":
-        response = requests.post(f"{host.base_url}/upload", files={"file": ("p.csv", job_csv(urls), "text/csv")},
-                                 data={"webhook_url": webhook.url}, headers={"Idempotency-Key": key}, timeout=60)
+        response = requests.post(
+            f"{host.base_url}/upload",
+            files={"file": ("p.csv", job_csv(urls), "text/csv")},
+            data={"webhook_url": webhook.url},
+            headers={"Idempotency-Key": key},
+            timeout=60,
+        )
         assert response.status_code == 202 and response.json()["request_id"] == request_id, response.text
     else:
         time.sleep(1.1)  # FANOUT_STALE_AFTER_SECONDS

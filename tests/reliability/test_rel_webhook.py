@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.checker import WebhookExpectation, query, settle_and_check
+from tests.reliability.checker import WebhookExpectation, query, settle_and_check, wait_until
 from tests.reliability.jobs import JOB_IMAGES, image_urls, upload_job
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
@@ -54,3 +54,17 @@ def test_receiver_hanging_times_out_and_is_retried(make_stack, image_server, mak
     assert first[1] is None and first[2] and not first[3], first  # no status: the timeout is the error
     campaign.fault(f"attempt 1 recorded: {first[2]}")
     assert [(row[1], row[3]) for row in rest] == [(200, 1)]
+
+
+def test_host_sigkilled_while_posting_the_webhook(make_stack, image_server, make_webhook, campaign) -> None:
+    """Host SIGKILLed while posting the webhook"""
+    receiver = make_webhook(script=["hang"], hang_s=4.0)
+    stack = make_stack(DEVHOST_QUEUE_VISIBILITY_SECONDS="3")
+    request_id = upload_job(stack, image_urls(image_server), receiver.url)
+    assert wait_until(lambda: receiver.attempts >= 1, 60), "the webhook was never attempted"
+    stack.hosts[0].kill()  # the request is closed; the first POST is hanging in the receiver
+    campaign.fault(f"kill during POST 1 ({len(_attempts(stack, request_id))} attempts recorded)")
+    stack.start_host()
+    check = campaign.record(settle_and_check(stack, request_id, JOB_IMAGES, receiver))
+    assert check.ok, check.problems
+    assert [(row[0], row[1], row[3]) for row in _attempts(stack, request_id)] == [(1, 200, 1)]
