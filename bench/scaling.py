@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import OUT_DIR, bench_stack, environment, photos_dir, warm_up
-from bench.pipeline import kernel_ceiling, measure_job, photo_names
+from bench.pipeline import kernel_ceiling, kernel_cpu_s_per_image, measure_job, photo_names
 from tests.support.apphost import load_local_settings
 
 APP_THREADS = int(load_local_settings().get("PYTHON_THREADPOOL_THREAD_COUNT") or 0) or None
@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "environment": environment(),
         "params": {"workers": workers, "count": args.count, "sizes": sizes, "sizes_mp": args.sizes_mp},
         "kernel": kernel_ceiling(2.0),
+        "kernel_cpu_s_per_image": kernel_cpu_s_per_image(2.0),
+        "kernel_cpu_s_per_image_sizes_mp": kernel_cpu_s_per_image(args.sizes_mp),
         "by_workers": by_workers(workers, args.count, 2.0) if workers else [],
     }
     print(f"{'config':>7} {'img/s':>7} {'to 202 s':>9} {'app CPU s/img':>14} {'azurite s/img':>14} {'load':>5}")
