@@ -15,7 +15,8 @@ CREATE TABLE dbo.requests (
     created_at DATETIME2(6) NOT NULL,
     updated_at DATETIME2(6) NOT NULL,
     completed_at DATETIME2(6) NULL,
-    fanout_completed_at DATETIME2(6) NULL
+    fanout_completed_at DATETIME2(6) NULL,
+    fanin_reseed_at DATETIME2(6) NULL
 );
 GO
 

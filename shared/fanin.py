@@ -82,18 +82,21 @@ class CompletionTracker:
         # register_script runs EVALSHA and reloads the script itself after a Redis restart.
         self._script = client.register_script(_RECORD_SCRIPT)
 
-    def record(self, request_id: str, seq: int, total: int, seed: Callable[[], Iterable[int]]) -> bool:
+    def record(
+        self, request_id: str, seq: int, total: int, seed: Callable[[], Iterable[int]], *, reseed: bool = False
+    ) -> bool:
         """Mark ``seq`` finished; True iff the request is complete and this seq is the one that fired.
 
-        ``seed`` returns the seqs the database already holds as terminal; it is called only when
-        Redis has no state for the request. Redis errors raise ``TransientFailure``.
+        ``seed`` returns the seqs the database already holds as terminal; it is called when Redis
+        has no state for the request, or always with ``reseed`` (Redis kept its keys through an
+        outage during which images finished uncounted). Redis errors raise ``TransientFailure``.
         """
         if total < 1:
             raise ValueError("total must be at least 1")
         if not 0 <= seq < total:
             raise ValueError(f"seq {seq} is outside 0..{total - 1}")
         keys = completion_keys(request_id)
-        reply = self._run(keys, seq, total, seeding=False, seeded=())
+        reply = _NEEDS_SEED if reseed else self._run(keys, seq, total, seeding=False, seeded=())
         if reply == _NEEDS_SEED:
             seeded = sorted({int(s) for s in seed()})
             outside = [s for s in seeded if not 0 <= s < total]

@@ -77,16 +77,22 @@ def process_image(body: str, dequeue_count: int) -> ProcessResult:
 def _count_completion(task: ImageTask) -> bool:
     """Whether this image completed its request: Redis counts; the database answers if Redis is down.
 
-    The fallback may fire more than once (every image finishing during an outage sees the request
-    complete); the notify handles duplicates, and a request is never left without one.
+    Images finished during an outage are missing from Redis's set even when Redis kept its keys,
+    so the fallback first marks the request for a re-seed (then counts in the database); every
+    later count of that request re-seeds the set from the database. Marking before counting
+    closes the race: an image recorded after the mark sees it, one recorded before is counted.
+    The fallback may fire more than once; the notify handles duplicates.
     """
     store = services.store()
     try:
         return services.completion_tracker().record(
-            task.request_id, task.seq, task.total, seed=lambda: store.terminal_seqs(task.request_id)
+            task.request_id, task.seq, task.total,
+            seed=lambda: store.terminal_seqs(task.request_id),
+            reseed=store.fanin_reseed_needed(task.request_id),
         )
     except TransientFailure:
         logger.warning("Redis unavailable: counting request %s in the database", task.request_id, exc_info=True)
+        store.mark_fanin_reseed(task.request_id)
         record = store.get_request(task.request_id)
         return record is not None and record.done + record.failed >= record.images
 

@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS requests (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     completed_at TEXT,
-    fanout_completed_at TEXT
+    fanout_completed_at TEXT,
+    fanin_reseed_at TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS ux_requests_idempotency_key
     ON requests (idempotency_key) WHERE idempotency_key IS NOT NULL;

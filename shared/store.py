@@ -315,6 +315,14 @@ class Store:
         now = self.dialect.to_db(_now())
         return self._update(sql.COMPLETE_REQUEST, (now, now, request_id))
 
+    def mark_fanin_reseed(self, request_id: str) -> None:
+        """Note that images finished while Redis was unreachable, so its count must be rebuilt."""
+        self._update(sql.MARK_FANIN_RESEED, (self.dialect.to_db(_now()), request_id))
+
+    def fanin_reseed_needed(self, request_id: str) -> bool:
+        rows = self._fetch_all(sql.SELECT_FANIN_RESEED, (request_id,))
+        return bool(rows) and rows[0][0] is not None
+
     # -- images --------------------------------------------------------------------------------------
 
     def image_status(self, request_id: str, seq: int) -> ImageStatus | None:

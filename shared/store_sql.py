@@ -74,3 +74,5 @@ SELECT_DELIVERIES = (
     "SELECT request_id, attempt, delivery_id, attempted_at, url, status_code, error, succeeded"
     " FROM webhook_deliveries WHERE request_id = ? ORDER BY attempt"
 )
+MARK_FANIN_RESEED = "UPDATE requests SET fanin_reseed_at = ? WHERE request_id = ?"
+SELECT_FANIN_RESEED = "SELECT fanin_reseed_at FROM requests WHERE request_id = ?"

@@ -67,11 +67,6 @@ def test_redis_down_until_the_job_ends(make_stack, image_server, webhook, redis_
     assert f"Redis unavailable: counting request {request_id} in the database" in stack.logs()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: images counted in the database while Redis was unreachable are never added to the Redis set; "
-    "Redis kept its keys (no reseed), so its count stays short and the request is never completed or notified",
-)
 def test_redis_unreachable_for_a_while_with_its_data_kept(make_stack, image_server, webhook, redis_server,
                                                           campaign) -> None:  # fmt: skip
     """Redis refuses clients for a while mid-job, keys kept"""

@@ -49,8 +49,10 @@ class FakeTracker:
     def __init__(self) -> None:
         self.done: dict[str, set[int]] = {}
 
-    def record(self, request_id: str, seq: int, total: int, seed: Any) -> bool:
+    def record(self, request_id: str, seq: int, total: int, seed: Any, reseed: bool = False) -> bool:
         finished = self.done.setdefault(request_id, set(seed()))
+        if reseed:
+            finished.update(seed())
         before = len(finished)
         finished.add(seq)
         return len(finished) == total and before < total

@@ -84,6 +84,8 @@ def exercise_every_method(store: Store) -> None:
     store.mark_enqueued(rid, [0, 1])
     store.mark_fanout_complete(rid)
     store.stale_fanouts(now, limit=10)
+    store.mark_fanin_reseed(rid)
+    store.fanin_reseed_needed(rid)
     store.image_status(rid, 0)
     store.mark_started(rid, 0)
     store.record_done(rid, 0, ImageOutcome("https://o.example/0.jpg", 10, 5, 1, 1, "JPEG", 50, 1, 1, 1))
