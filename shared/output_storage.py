@@ -21,6 +21,7 @@ from urllib.parse import quote
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
 
+from shared.azure_storage import storage_client_options
 from shared.errors import TransientFailure
 from shared.settings import Settings
 
@@ -85,7 +86,7 @@ class BlobOutputStorage:
 
     @classmethod
     def from_connection_string(cls, conn: str, container_name: str) -> BlobOutputStorage:
-        return cls(ContainerClient.from_connection_string(conn, container_name))
+        return cls(ContainerClient.from_connection_string(conn, container_name, **storage_client_options(16)))
 
     def put(self, name: str, data: bytes, content_type: str) -> str:
         blob = self._container.get_blob_client(check_name(name))

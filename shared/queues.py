@@ -16,6 +16,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+from shared.azure_storage import storage_client_options
 from shared.errors import PermanentFailure, TransientFailure
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def queue_client(connection_string: str, queue_name: str) -> QueueClient:
         queue_name,
         message_encode_policy=TextBase64EncodePolicy(),
         message_decode_policy=TextBase64DecodePolicy(),
+        **storage_client_options(SEND_CONCURRENCY),
     )
 
 
