@@ -52,7 +52,7 @@ def _quiet_handle_error(self: object, request: object, client_address: object) -
 
 # Without this, every idle connection the app's webhook session drops prints a traceback and buries
 # the figures; the test suite keeps the default (it wants to see surprises).
-http_servers._Server.handle_error = _quiet_handle_error  # type: ignore[method-assign,assignment]
+http_servers._Server.handle_error = _quiet_handle_error  # type: ignore[method-assign]
 
 
 def environment() -> dict[str, Any]:

@@ -62,8 +62,8 @@ def kernel_ceiling(megapixels: float) -> dict[str, Any] | None:
     }
 
 
-def kernel_cpu_s_per_image(megapixels: float, count: int = 60) -> float:
-    """CPU seconds (this thread's) per compress_image call on the photo set: steady under load.
+def kernel_cpu_s_per_image(megapixels: float, count: int = 200) -> float:
+    """CPU seconds (this thread's) per compress_image call on the photo set's first ``count``: steady under load.
 
     The kernel benchmark's images/s depends on how much of the machine it got; the CPU time one
     compression takes hardly does, so the app's CPU per image over this is the efficiency to
