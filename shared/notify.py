@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from shared import services
@@ -24,6 +24,10 @@ from shared.webhook import DeliveryResult, DeliveryVerdict, retry_delay_s
 logger = logging.getLogger(__name__)
 
 DELIVERY_NAMESPACE = uuid.UUID("7d0b8d1e-4f4b-4d55-9a55-0c2f6b1f6a11")
+# The error text of an attempt that is claimed and being sent.
+SENDING = "sending"
+# A claim older than twice the webhook timeout plus this was left by an invocation that died.
+ABANDONED_AFTER_S = 60
 
 
 class NotifyOutcome(StrEnum):
@@ -73,11 +77,19 @@ def notify_request(body: str) -> NotifyResult:
     attempts = store.delivery_attempts(request_id)
     if any(attempt.succeeded for attempt in attempts):
         return NotifyResult(NotifyOutcome.ALREADY_DELIVERED, completed_now)
-    # Each message carries the attempt it is for; once that attempt is recorded, a copy of the
-    # message (a redelivery, a second fire after Redis lost its keys) must not start another chain.
-    if len(attempts) >= _attempt_of(fields):
+    # Each message carries the attempt it is for; once that attempt is claimed, a copy of the
+    # message (a redelivery, a second fire after Redis lost its keys) must not start another chain,
+    # unless the claim was abandoned by an invocation that died while sending.
+    if len(attempts) >= _attempt_of(fields) and not _abandoned(attempts[-1]):
         return NotifyResult(NotifyOutcome.STALE, completed_now)
     return NotifyResult(_deliver(request_id, record.webhook_url, len(attempts) + 1), completed_now)
+
+
+def _abandoned(attempt: DeliveryAttempt) -> bool:
+    if attempt.error != SENDING or attempt.succeeded:
+        return False
+    limit = timedelta(seconds=services.settings().webhook_timeout_s * 2 + ABANDONED_AFTER_S)
+    return datetime.now(UTC) - attempt.attempted_at > limit
 
 
 def _attempt_of(fields: dict[str, object]) -> int:
@@ -90,32 +102,30 @@ def _deliver(request_id: str, url: str, attempt: int) -> NotifyOutcome:
     store = services.store()
     record = store.get_request(request_id)
     assert record is not None  # it existed a moment ago and requests are never deleted here
-    payload = webhook_payload(record, store.list_images(request_id))
     delivery_id = delivery_id_for(request_id)
+    claim = DeliveryAttempt(
+        request_id=request_id, delivery_id=delivery_id, attempt=attempt, attempted_at=datetime.now(UTC),
+        url=url, status_code=None, error=SENDING, succeeded=False,
+    )
+    if not store.record_delivery_attempt(claim):
+        return NotifyOutcome.STALE  # a racing notify claimed this attempt and is sending it
+    payload = webhook_payload(record, store.list_images(request_id))
     try:
         result = services.webhook_sender().send(url, payload, delivery_id)
     except ConfigError as exc:  # e.g. no WEBHOOK_SECRET: never send unsigned; retrying cannot help
         result = DeliveryResult(DeliveryVerdict.GIVE_UP, None, f"not sent: {exc}")
-    attempt_record = DeliveryAttempt(
-        request_id=request_id,
-        delivery_id=delivery_id,
-        attempt=attempt,
-        attempted_at=datetime.now(UTC),
-        url=url,
-        status_code=result.status_code,
-        error=result.error,
-        succeeded=result.verdict is DeliveryVerdict.DELIVERED,
-    )
     outcome = NotifyOutcome.GAVE_UP
     if result.verdict is DeliveryVerdict.DELIVERED:
         outcome = NotifyOutcome.DELIVERED
     elif result.verdict is DeliveryVerdict.RETRY and attempt < settings.webhook_max_attempts:
-        # The next attempt is queued before this one is recorded: a crash in between repeats this
-        # attempt (same delivery id) instead of losing the chain of retries.
+        # The next attempt is queued before this one is finished: a crash in between leaves a
+        # claim that a later copy of this message recognises as abandoned, not a lost chain.
         delay = retry_delay_s(attempt, settings.webhook_retry_base_s)
         send(services.notify_queue(), {"request_id": request_id, "attempt": attempt + 1}, delay_s=delay)
         outcome = NotifyOutcome.RETRY_SCHEDULED
-    store.record_delivery_attempt(attempt_record)
+    store.finish_delivery_attempt(
+        request_id, attempt, result.status_code, result.error, result.verdict is DeliveryVerdict.DELIVERED
+    )
     if outcome is NotifyOutcome.DELIVERED:
         logger.info("webhook of request %s delivered (attempt %d)", request_id, attempt)
     elif outcome is NotifyOutcome.RETRY_SCHEDULED:

@@ -375,8 +375,12 @@ class Store:
 
     # -- webhook deliveries ------------------------------------------------------------------------
 
-    def record_delivery_attempt(self, attempt: DeliveryAttempt) -> None:
-        """Record one attempt; recording the same (request, attempt number) again changes nothing."""
+    def record_delivery_attempt(self, attempt: DeliveryAttempt) -> bool:
+        """Record (or claim) one attempt; True if this call inserted it, False if the number was taken.
+
+        Claiming an attempt number before sending is what keeps two racing notifies from both
+        posting: only the one whose insert wins may send.
+        """
         statement = self.dialect.insert_if_absent(
             "webhook_deliveries", sql.DELIVERY_COLUMNS, ("request_id", "attempt")
         )
@@ -384,7 +388,14 @@ class Store:
         a = attempt
         params = (a.request_id, a.attempt, a.delivery_id, self.dialect.to_db(a.attempted_at), a.url,
                   a.status_code, error, int(a.succeeded))  # fmt: skip
-        self._update(statement, params)
+        return self._update(statement, params)
+
+    def finish_delivery_attempt(
+        self, request_id: str, attempt: int, status_code: int | None, error: str | None, succeeded: bool
+    ) -> None:
+        """Fill in the outcome of an attempt claimed with ``record_delivery_attempt``."""
+        error = error[:MAX_ERROR_CHARS] if error is not None else None
+        self._update(sql.FINISH_DELIVERY, (status_code, error, int(succeeded), request_id, attempt))
 
     def delivery_attempts(self, request_id: str) -> list[DeliveryAttempt]:
         attempts = []

@@ -76,3 +76,6 @@ SELECT_DELIVERIES = (
 )
 MARK_FANIN_RESEED = "UPDATE requests SET fanin_reseed_at = ? WHERE request_id = ?"
 SELECT_FANIN_RESEED = "SELECT fanin_reseed_at FROM requests WHERE request_id = ?"
+FINISH_DELIVERY = (
+    "UPDATE webhook_deliveries SET status_code = ?, error = ?, succeeded = ? WHERE request_id = ? AND attempt = ?"
+)

@@ -210,13 +210,6 @@ def test_duplicate_while_the_original_is_in_flight_completes_once(stack, gated, 
     assert webhook.rejected == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: both copies of the last image fire (fanin returns FIRES again for the seq stored in 'fired'),"
-    " and shared/notify.py checks for a successful attempt, then sends, then records, so two concurrent"
-    " notify invocations both POST; insert_if_absent then silently drops the second attempt's record",
-)
 def test_duplicate_while_the_original_is_in_flight_posts_the_webhook_once(stack, gated, webhook) -> None:
     # A receiver that takes 2.5 s to answer 200 keeps the first delivery unrecorded long enough for
     # the second notify message (written ~10 ms after the first) to be picked up: deterministic.
