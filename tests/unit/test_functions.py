@@ -269,3 +269,33 @@ def test_a_file_part_without_filename_is_read_as_the_csv(app: dict[str, Any]) ->
     problems = json.loads(response.get_body())["problems"]
     assert "no 'file' field" not in problems[0]["message"]
     assert "empty" in problems[0]["message"].lower()
+
+
+def test_a_claim_left_by_a_dead_sender_is_taken_over_but_a_live_one_is_not(app: dict[str, Any]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.models import DeliveryAttempt
+    from shared.notify import SENDING, delivery_id_for
+
+    body, content_type = multipart(CSV, webhook_url="https://hooks.example/x")
+    request_id = json.loads(upload(body, content_type).get_body())["request_id"]
+    store = services.store()
+    for seq in (0, 1):
+        store.record_failed(request_id, seq, "test")
+
+    def claim(age: timedelta) -> DeliveryAttempt:
+        return DeliveryAttempt(request_id, delivery_id_for(request_id), 1, datetime.now(UTC) - age,
+                               "https://hooks.example/x", None, SENDING, False)
+
+    assert store.record_delivery_attempt(claim(timedelta(seconds=1)))
+    notify_queue.main(queue_message({"request_id": request_id}))
+    assert len(store.delivery_attempts(request_id)) == 1  # someone is sending: leave it alone
+
+    store.finish_delivery_attempt(request_id, 1, None, SENDING, False)
+    with store._connection() as connection:  # age the claim as if its sender died long ago
+        connection.execute("UPDATE webhook_deliveries SET attempted_at = ?",
+                           (store.dialect.to_db(datetime.now(UTC) - timedelta(hours=1)),))
+    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2))
+    attempts = store.delivery_attempts(request_id)
+    assert [a.attempt for a in attempts] == [1, 2]
+    assert "WEBHOOK_SECRET" in (attempts[1].error or "")
