@@ -57,7 +57,8 @@ def show_progress(stack: AppStack, request_id: str, timeout_s: float = 180) -> N
     last = ""
     while time.monotonic() < deadline:
         document = stack.status(request_id).json()
-        line = f"  {document['status']:<10} {document['done']} done, {document['failed']} failed of {document['images']}"
+        done, failed, images = document["done"], document["failed"], document["images"]
+        line = f"  {document['status']:<10} {done} done, {failed} failed of {images}"
         if line != last:
             print(line)
             last = line
