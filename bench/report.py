@@ -255,10 +255,25 @@ def plot_scaling(s: dict[str, Any], path: Path) -> None:
     plain = [r for r in s["by_workers"] if "x" not in r.get("config", "")]
     workers = [r["workers"] for r in plain]
     rates = [r["images_per_s"] for r in plain]
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=100)
     ax.plot(workers, rates, marker="o", label=f"pipeline, POST to webhook ({plain[0]['threads']} threads each)")
+    for r in plain:
+        ax.annotate(
+            f"load {r['load_average_1m']:g}",
+            (r["workers"], r["images_per_s"]),
+            fontsize=6,
+            textcoords="offset points",
+            xytext=(4, 4),
+        )
     for r in s["by_workers"]:
         if "x" in r.get("config", ""):
+            ax.annotate(
+                f"load {r['load_average_1m']:g}",
+                (r["workers"], r["images_per_s"]),
+                fontsize=6,
+                textcoords="offset points",
+                xytext=(6, -3),
+            )
             ax.plot(
                 [r["workers"]],
                 [r["images_per_s"]],
@@ -275,7 +290,7 @@ def plot_scaling(s: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("worker processes (FUNCTIONS_WORKER_PROCESS_COUNT)")
     ax.set_ylabel("images/s (2 MP)")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(f"{s['params']['count']} photos, {s['environment']['cpus']} cores", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
