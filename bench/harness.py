@@ -15,6 +15,7 @@ import io
 import os
 import platform
 import re
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -334,6 +335,9 @@ def bench_stack(
     workdir = RUNS_DIR / f"{name}-{datetime.now(UTC).strftime('%H%M%S')}-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
+        # A pipeline run leaves ~0.2 GB of outputs and Azurite data: keep it only when asked.
+        if not os.environ.get("BENCH_KEEP_RUNS"):
+            stack.callback(shutil.rmtree, workdir, True)
         azurite = Azurite(location=workdir / "azurite").start()
         stack.callback(azurite.stop)
         redis = RedisServer(directory=workdir / "redis").start()
