@@ -123,7 +123,7 @@ class QueueListener:
                 continue
             attempt += 1
             jitter = random.uniform(0.8, 1.2)  # noqa: S311 - spreading polls, not cryptography
-            backoff = MIN_POLLING_INTERVAL * 2 ** min(attempt, 16) * jitter
+            backoff = MIN_POLLING_INTERVAL * 2 ** min(attempt - 1, 16) * jitter
             delay = min(self._options.max_polling_interval, backoff)
             self._stopping.wait(delay)
 

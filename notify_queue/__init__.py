@@ -7,4 +7,4 @@ from shared import notify
 
 
 def main(msg: func.QueueMessage) -> None:
-    notify.notify_request(adapter.queue_text(msg))
+    notify.notify_request(adapter.queue_text(msg), msg.dequeue_count or 1)

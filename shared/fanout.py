@@ -11,6 +11,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from shared import services
+from shared.errors import TransientFailure
 from shared.queues import ConcurrentSender
 from shared.store import Store
 
@@ -37,6 +38,25 @@ def resume_if_stale(store: Store, request_id: str, created_at: datetime, stale_a
     logger.warning("resuming the interrupted fan-out of request %s", request_id)
     fan_out(store, request_id)
     return True
+
+
+def sweep_stale(store: Store, stale_after_s: float, limit: int = 5) -> int:
+    """Resume up to ``limit`` fan-outs that should long have finished; returns how many resumed.
+
+    Run on every upload, so a request whose fan-out was cut short (its host died before the
+    202, or the queue failed) is resumed even when its client never polls the status.
+    """
+    older_than = datetime.now(UTC) - timedelta(seconds=stale_after_s)
+    resumed = 0
+    for request_id in store.stale_fanouts(older_than, limit=limit):
+        logger.warning("sweep: resuming the interrupted fan-out of request %s", request_id)
+        try:
+            fan_out(store, request_id)
+        except TransientFailure:
+            logger.warning("sweep: request %s still cannot be fanned out", request_id, exc_info=True)
+            break
+        resumed += 1
+    return resumed
 
 
 def _aware(moment: datetime) -> datetime:

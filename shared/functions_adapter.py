@@ -88,10 +88,12 @@ def accepted_response(req: func.HttpRequest, accepted: UploadAccepted) -> func.H
 def status_query(req: func.HttpRequest) -> StatusQuery:
     accept = (req.headers.get("accept") or "").lower()
     include = {part.strip() for part in (req.params.get("include") or "").split(",")}
+    fmt = (req.params.get("format") or "").lower()
     return StatusQuery(
         request_id=req.route_params.get("request_id", ""),
         include_images="images" in include,
-        as_csv=req.params.get("format") == "csv" or "text/csv" in accept,
+        # An explicit ?format= wins over the Accept header.
+        as_csv=fmt == "csv" if fmt else "text/csv" in accept,
     )
 
 

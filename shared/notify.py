@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from shared import services
 from shared.errors import ConfigError, PermanentFailure
-from shared.models import DeliveryAttempt
+from shared.models import DeliveryAttempt, RequestRecord
 from shared.queues import decode, send
 from shared.report import webhook_payload
 from shared.webhook import DeliveryResult, DeliveryVerdict, retry_delay_s
@@ -26,8 +27,6 @@ logger = logging.getLogger(__name__)
 DELIVERY_NAMESPACE = uuid.UUID("7d0b8d1e-4f4b-4d55-9a55-0c2f6b1f6a11")
 # The error text of an attempt that is claimed and being sent.
 SENDING = "sending"
-# A claim older than twice the webhook timeout plus this was left by an invocation that died.
-ABANDONED_AFTER_S = 60
 
 
 class NotifyOutcome(StrEnum):
@@ -53,7 +52,7 @@ def delivery_id_for(request_id: str) -> str:
     return str(uuid.uuid5(DELIVERY_NAMESPACE, request_id))
 
 
-def notify_request(body: str) -> NotifyResult:
+def notify_request(body: str, dequeue_count: int = 1) -> NotifyResult:
     fields = decode(body)
     request_id = str(fields.get("request_id", ""))
     if not request_id:
@@ -80,16 +79,31 @@ def notify_request(body: str) -> NotifyResult:
     # Each message carries the attempt it is for; once that attempt is claimed, a copy of the
     # message (a redelivery, a second fire after Redis lost its keys) must not start another chain,
     # unless the claim was abandoned by an invocation that died while sending.
-    if len(attempts) >= _attempt_of(fields) and not _abandoned(attempts[-1]):
-        return NotifyResult(NotifyOutcome.STALE, completed_now)
-    return NotifyResult(_deliver(request_id, record.webhook_url, len(attempts) + 1), completed_now)
+    wanted = _attempt_of(fields)
+    if len(attempts) < wanted:
+        return NotifyResult(_deliver(request_id, record.webhook_url, len(attempts) + 1), completed_now)
+    last = attempts[-1]
+    if _abandoned(last):  # its sender died mid-send: make that attempt again, under its number
+        return NotifyResult(_deliver(request_id, record.webhook_url, last.attempt, take_over=True), completed_now)
+    if _in_flight(last) and dequeue_count > 1:
+        # This message was tried before, so the in-flight claim may be its own sender's, dead
+        # mid-send: look again once that claim must have finished or expired. (A first-time copy
+        # racing a live sender just stops: the sender's own message carries the chain.)
+        expiry = services.settings().webhook_claim_expiry_s
+        send(services.notify_queue(), {"request_id": request_id, "attempt": wanted}, delay_s=expiry + 1)
+    return NotifyResult(NotifyOutcome.STALE, completed_now)
+
+
+def _in_flight(attempt: DeliveryAttempt) -> bool:
+    return attempt.error == SENDING and not attempt.succeeded and attempt.status_code is None
+
+
+def _claim_cutoff() -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=services.settings().webhook_claim_expiry_s)
 
 
 def _abandoned(attempt: DeliveryAttempt) -> bool:
-    if attempt.error != SENDING or attempt.succeeded:
-        return False
-    limit = timedelta(seconds=services.settings().webhook_timeout_s * 2 + ABANDONED_AFTER_S)
-    return datetime.now(UTC) - attempt.attempted_at > limit
+    return _in_flight(attempt) and attempt.attempted_at < _claim_cutoff()
 
 
 def _attempt_of(fields: dict[str, object]) -> int:
@@ -97,18 +111,32 @@ def _attempt_of(fields: dict[str, object]) -> int:
     return value if isinstance(value, int) and value >= 1 else 1
 
 
-def _deliver(request_id: str, url: str, attempt: int) -> NotifyOutcome:
-    settings = services.settings()
+def _deliver(request_id: str, url: str, attempt: int, *, take_over: bool = False) -> NotifyOutcome:
     store = services.store()
     record = store.get_request(request_id)
     assert record is not None  # it existed a moment ago and requests are never deleted here
-    delivery_id = delivery_id_for(request_id)
-    claim = DeliveryAttempt(
-        request_id=request_id, delivery_id=delivery_id, attempt=attempt, attempted_at=datetime.now(UTC),
-        url=url, status_code=None, error=SENDING, succeeded=False,
-    )
-    if not store.record_delivery_attempt(claim):
+    if take_over:
+        claimed = store.take_over_delivery_claim(request_id, attempt, SENDING, _claim_cutoff())
+    else:
+        claimed = store.record_delivery_attempt(DeliveryAttempt(
+            request_id=request_id, delivery_id=delivery_id_for(request_id), attempt=attempt,
+            attempted_at=datetime.now(UTC), url=url, status_code=None, error=SENDING, succeeded=False,
+        ))  # fmt: skip
+    if not claimed:
         return NotifyOutcome.STALE  # a racing notify claimed this attempt and is sending it
+    try:
+        return _send_claimed(request_id, url, attempt, record)
+    except BaseException:
+        # Give the claim back so the queue's redelivery of this message can make the attempt.
+        with suppress(Exception):
+            store.release_delivery_claim(request_id, attempt)
+        raise
+
+
+def _send_claimed(request_id: str, url: str, attempt: int, record: RequestRecord) -> NotifyOutcome:
+    settings = services.settings()
+    store = services.store()
+    delivery_id = delivery_id_for(request_id)
     payload = webhook_payload(record, store.list_images(request_id))
     try:
         result = services.webhook_sender().send(url, payload, delivery_id)

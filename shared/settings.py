@@ -107,6 +107,14 @@ def _optional_http_url(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
+def _claim_expiry(env: Mapping[str, str]) -> float:
+    expiry = _float(env, "WEBHOOK_CLAIM_EXPIRY_SECONDS", 90.0)
+    timeout = _float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+    if expiry < 2 * timeout:  # a live sender must never look dead
+        raise ConfigError("WEBHOOK_CLAIM_EXPIRY_SECONDS must be at least twice WEBHOOK_TIMEOUT_SECONDS")
+    return expiry
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app reads from its environment (see ``local.settings.json``)."""
@@ -140,6 +148,8 @@ class Settings:
     webhook_timeout_s: float = 10.0
     webhook_max_attempts: int = 8
     webhook_retry_base_s: float = 5.0
+    # A delivery claimed longer ago than this, and still unfinished, was left by a dead sender.
+    webhook_claim_expiry_s: float = 90.0
     # Client-controlled limits on an upload.
     max_csv_bytes: int = 20 * 1024 * 1024
     max_products: int = 10_000
@@ -149,7 +159,7 @@ class Settings:
     # Fan-in state in Redis expires this long after the last write.
     completion_ttl_s: int = 7 * 24 * 3600
     # A fan-out not finished after this long is resumed by a retry or a status query.
-    fanout_stale_after_s: float = 60.0
+    fanout_stale_after_s: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -190,12 +200,13 @@ class Settings:
             webhook_timeout_s=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8, minimum=1),
             webhook_retry_base_s=_float(env, "WEBHOOK_RETRY_BASE_SECONDS", 5.0),
+            webhook_claim_expiry_s=_claim_expiry(env),
             max_csv_bytes=_int(env, "MAX_CSV_BYTES", 20 * 1024 * 1024, minimum=1),
             max_products=_int(env, "MAX_PRODUCTS", 10_000, minimum=1),
             max_urls_per_row=_int(env, "MAX_URLS_PER_ROW", 20, minimum=1),
             max_dequeue_count=_int(env, "MAX_DEQUEUE_COUNT", 5, minimum=1),
             completion_ttl_s=_int(env, "COMPLETION_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
-            fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", 60.0),
+            fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", 300.0),
         )
 
 

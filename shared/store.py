@@ -390,6 +390,15 @@ class Store:
                   a.status_code, error, int(a.succeeded))  # fmt: skip
         return self._update(statement, params)
 
+    def take_over_delivery_claim(self, request_id: str, attempt: int, marker: str, older_than: datetime) -> bool:
+        """Claim an attempt whose sender died (unfinished since before ``older_than``); True if won."""
+        now, cutoff = self.dialect.to_db(_now()), self.dialect.to_db(older_than)
+        return self._update(sql.TAKE_OVER_DELIVERY_CLAIM, (now, request_id, attempt, marker, cutoff))
+
+    def release_delivery_claim(self, request_id: str, attempt: int) -> None:
+        """Drop an attempt claimed but never sent (the sender failed before posting)."""
+        self._update(sql.RELEASE_DELIVERY_CLAIM, (request_id, attempt))
+
     def finish_delivery_attempt(
         self, request_id: str, attempt: int, status_code: int | None, error: str | None, succeeded: bool
     ) -> None:

@@ -79,3 +79,10 @@ SELECT_FANIN_RESEED = "SELECT fanin_reseed_at FROM requests WHERE request_id = ?
 FINISH_DELIVERY = (
     "UPDATE webhook_deliveries SET status_code = ?, error = ?, succeeded = ? WHERE request_id = ? AND attempt = ?"
 )
+RELEASE_DELIVERY_CLAIM = (
+    "DELETE FROM webhook_deliveries WHERE request_id = ? AND attempt = ? AND succeeded = 0 AND status_code IS NULL"
+)
+TAKE_OVER_DELIVERY_CLAIM = (
+    "UPDATE webhook_deliveries SET attempted_at = ? WHERE request_id = ? AND attempt = ? AND succeeded = 0"
+    " AND status_code IS NULL AND error = ? AND attempted_at < ?"
+)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from shared import services
 from shared.csv_input import parse_products
-from shared.errors import PayloadTooLarge, Problem, TransientFailure, ValidationError
-from shared.fanout import fan_out
+from shared.errors import ImgpipeError, PayloadTooLarge, Problem, TransientFailure, ValidationError
+from shared.fanout import fan_out, sweep_stale
 from shared.models import RequestStatus
 from shared.store import DuplicateRequest, Store
 from shared.urls import url_problem
@@ -39,17 +39,25 @@ class UploadAccepted:
 
 def accept_upload(upload: UploadInput) -> UploadAccepted:
     settings = services.settings()
-    _check_options(upload)
+    option_problems = _option_problems(upload)
     store = services.store()
-    if upload.idempotency_key:
+    if upload.idempotency_key and not option_problems:
         existing = store.find_by_idempotency_key(upload.idempotency_key)
         if existing is not None:
             return _replay(store, existing)
     if len(upload.csv_data) > settings.max_csv_bytes:
         raise PayloadTooLarge(f"the CSV is larger than {settings.max_csv_bytes} bytes")
-    products = parse_products(
-        upload.csv_data, max_products=settings.max_products, max_urls_per_row=settings.max_urls_per_row
-    )
+    try:
+        products = parse_products(
+            upload.csv_data, max_products=settings.max_products, max_urls_per_row=settings.max_urls_per_row
+        )
+    except PayloadTooLarge:
+        raise
+    except ValidationError as exc:  # report the options' problems together with the CSV's
+        raise ValidationError(option_problems + exc.problems, truncated=exc.truncated) from None
+    if option_problems:
+        raise ValidationError(option_problems)
+    _sweep(store, settings.fanout_stale_after_s)
     request_id = str(uuid.uuid4())
     webhook_url = upload.webhook_url or settings.default_webhook_url or None
     try:
@@ -62,7 +70,7 @@ def accept_upload(upload: UploadInput) -> UploadAccepted:
     return UploadAccepted(request_id, RequestStatus.PENDING, len(products), images, replayed=False)
 
 
-def _check_options(upload: UploadInput) -> None:
+def _option_problems(upload: UploadInput) -> list[Problem]:
     problems = []
     if upload.webhook_url is not None:
         reason = url_problem(upload.webhook_url)
@@ -72,8 +80,14 @@ def _check_options(upload: UploadInput) -> None:
         problems.append(
             Problem("Idempotency-Key must be 1-200 printable ASCII characters", column="Idempotency-Key")
         )
-    if problems:
-        raise ValidationError(problems)
+    return problems
+
+
+def _sweep(store: Store, stale_after_s: float) -> None:
+    try:
+        sweep_stale(store, stale_after_s)
+    except ImgpipeError:  # the sweep is a courtesy to earlier requests; this upload goes on
+        logger.warning("the fan-out sweep failed", exc_info=True)
 
 
 def _replay(store: Store, request_id: str) -> UploadAccepted:

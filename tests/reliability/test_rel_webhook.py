@@ -59,7 +59,8 @@ def test_receiver_hanging_times_out_and_is_retried(make_stack, image_server, mak
 def test_host_sigkilled_while_posting_the_webhook(make_stack, image_server, make_webhook, campaign) -> None:
     """Host SIGKILLed while posting the webhook"""
     receiver = make_webhook(script=["hang"], hang_s=4.0)
-    stack = make_stack(DEVHOST_QUEUE_VISIBILITY_SECONDS="3")
+    stack = make_stack(DEVHOST_QUEUE_VISIBILITY_SECONDS="3", WEBHOOK_TIMEOUT_SECONDS="3",
+                       WEBHOOK_CLAIM_EXPIRY_SECONDS="8")
     request_id = upload_job(stack, image_urls(image_server), receiver.url)
     assert wait_until(lambda: receiver.attempts >= 1, 60), "the webhook was never attempted"
     stack.hosts[0].kill()  # the request is closed; the first POST is hanging in the receiver

@@ -290,6 +290,10 @@ def test_a_claim_left_by_a_dead_sender_is_taken_over_but_a_live_one_is_not(app: 
     assert store.record_delivery_attempt(claim(timedelta(seconds=1)))
     notify_queue.main(queue_message({"request_id": request_id}))
     assert len(store.delivery_attempts(request_id)) == 1  # someone is sending: leave it alone
+    assert app["notify_queue"].sent == []
+    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2))
+    assert len(store.delivery_attempts(request_id)) == 1  # a redelivery: maybe its own sender died...
+    assert app["notify_queue"].sent == [{"request_id": request_id, "attempt": 1}]  # ...so look again later
 
     store.finish_delivery_attempt(request_id, 1, None, SENDING, False)
     with store._connection() as connection:  # age the claim as if its sender died long ago
@@ -297,5 +301,46 @@ def test_a_claim_left_by_a_dead_sender_is_taken_over_but_a_live_one_is_not(app: 
                            (store.dialect.to_db(datetime.now(UTC) - timedelta(hours=1)),))
     notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2))
     attempts = store.delivery_attempts(request_id)
-    assert [a.attempt for a in attempts] == [1, 2]
-    assert "WEBHOOK_SECRET" in (attempts[1].error or "")
+    assert [a.attempt for a in attempts] == [1]  # the dead sender's attempt is made again, same number
+    assert "WEBHOOK_SECRET" in (attempts[0].error or "")
+
+
+def test_a_failure_after_claiming_gives_the_claim_back(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared import notify
+
+    body, content_type = multipart(CSV, webhook_url="https://hooks.example/x")
+    request_id = json.loads(upload(body, content_type).get_body())["request_id"]
+    store = services.store()
+    for seq in (0, 1):
+        store.record_failed(request_id, seq, "test")
+
+    def busy(*args: Any, **kwargs: Any) -> Any:
+        raise TransientFailure("database is locked")
+
+    monkeypatch.setattr(notify, "webhook_payload", busy)
+    with pytest.raises(TransientFailure):
+        notify_queue.main(queue_message({"request_id": request_id}))
+    assert store.delivery_attempts(request_id) == []
+    monkeypatch.undo()
+    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2))
+    assert [a.attempt for a in store.delivery_attempts(request_id)] == [1]
+
+
+def test_option_and_csv_problems_are_reported_together(app: dict[str, Any]) -> None:
+    body, content_type = multipart("S. No.,Product Name,Input Image Urls\n1,,ftp://x/y.jpg\n", webhook_url="nope")
+    problems = json.loads(upload(body, content_type).get_body())["problems"]
+    columns = [p["column"] for p in problems]
+    assert "webhook_url" in columns and "Product Name" in columns and "Input Image Urls" in columns
+
+
+def test_an_upload_sweeps_fan_outs_left_stale(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    app["image_queue"].fail_after = 0
+    first = upload(CSV.encode(), "text/csv")
+    stuck = json.loads(first.get_body())["request_id"]
+    assert len(services.store().unenqueued_tasks(stuck)) == 2
+    app["image_queue"].fail_after = None
+    monkeypatch.setenv("FANOUT_STALE_AFTER_SECONDS", "0")
+    services.get_settings.cache_clear()
+    upload(CSV.encode(), "text/csv")
+    assert services.store().unenqueued_tasks(stuck) == []
+    assert sum(1 for m in app["image_queue"].sent if m["request_id"] == stuck) == 2

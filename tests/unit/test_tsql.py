@@ -87,6 +87,8 @@ def exercise_every_method(store: Store) -> None:
     store.mark_fanin_reseed(rid)
     store.fanin_reseed_needed(rid)
     store.finish_delivery_attempt(rid, 1, 200, None, True)
+    store.release_delivery_claim(rid, 2)
+    store.take_over_delivery_claim(rid, 1, "sending", now)
     store.image_status(rid, 0)
     store.mark_started(rid, 0)
     store.record_done(rid, 0, ImageOutcome("https://o.example/0.jpg", 10, 5, 1, 1, "JPEG", 50, 1, 1, 1))
