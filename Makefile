@@ -1,5 +1,8 @@
 # One entry point for every routine task. Each target sets up what it needs on a fresh machine.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The first Python >= 3.11 on PATH that really runs (a pyenv shim may name a missing version).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+	  command -v $$p >/dev/null && $$p -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null \
+	  && { command -v $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -7,6 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup run demo test test-fast lint bench reliability clean
 
 $(STAMP): requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
