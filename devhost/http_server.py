@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from devhost.invocation import HttpRequestData, HttpResponseData, InvocationRequest
 from devhost.logs import HTTP_REASON, InvocationLog
-from devhost.queue_io import QueueClients, connection_setting
+from devhost.queue_io import QueueClients
 from devhost.routing import Router
 from devhost.workers import WorkerCrashed, WorkerPool
 
@@ -89,15 +89,7 @@ class HttpFrontend:
             return _EMPTY
         route = next(r for r in self.router.routes if r.spec.name == function_name)
         try:
-            for binding in route.spec.outputs:
-                messages = result.queue_outputs.get(binding.name)
-                if binding.type == "queue" and messages:
-                    self._clients.send(
-                        connection_setting(binding),
-                        str(binding.get("queueName")),
-                        messages,
-                        self._options.queue_encoding,
-                    )
+            self._clients.write_outputs(route.spec.outputs, result.queue_outputs, self._options.queue_encoding)
         except Exception:
             log.finished(False, "writing an output binding failed:\n" + traceback.format_exc())
             return _EMPTY

@@ -11,7 +11,7 @@ import binascii
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import ExponentialRetry, QueueClient, QueueServiceClient
@@ -77,6 +77,15 @@ class QueueClients:
                 )
                 self._services[setting] = service
         return service.get_queue_client(queue_name.lower())
+
+    def write_outputs(
+        self, bindings: Iterable[Binding], outputs: Mapping[str, list[str | bytes]], encoding: str
+    ) -> None:
+        """Write a succeeded invocation's queue output bindings (never called on failure)."""
+        for binding in bindings:
+            messages = outputs.get(binding.name)
+            if binding.type == "queue" and messages:
+                self.send(connection_setting(binding), str(binding.get("queueName")), messages, encoding)
 
     def send(self, setting: str, queue_name: str, messages: list[str | bytes], encoding: str) -> None:
         """Write output messages, creating the queue on first use (as the output binding does)."""

@@ -208,15 +208,7 @@ class QueueListener:
                 self._changed.notify_all()
 
     def _write_outputs(self, result: InvocationResult) -> None:
-        for binding in self.spec.outputs:
-            messages = result.queue_outputs.get(binding.name)
-            if binding.type == "queue" and messages:
-                self._clients.send(
-                    connection_setting(binding),
-                    str(binding.get("queueName")),
-                    messages,
-                    self._options.message_encoding,
-                )
+        self._clients.write_outputs(self.spec.outputs, result.queue_outputs, self._options.message_encoding)
 
     def _renew(self) -> None:
         interval = min(1.0, self._options.lease_seconds / 4)
