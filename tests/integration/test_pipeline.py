@@ -117,3 +117,20 @@ def test_per_image_results_and_unknown_or_malformed_ids(stack, image_server) -> 
     assert stack.status("9b2f4a52-6f0e-4c4e-8f3a-0d1f2e3c4b5a").status_code == 404
     for bad in ["not-a-uuid", "1", "' OR 1=1 --"]:
         assert stack.status(bad).status_code in {400, 404}
+
+
+def test_blob_output_urls_can_be_fetched_by_the_client(make_stack, image_server) -> None:
+    import requests
+
+    stack = make_stack(OUTPUT_STORAGE="blob", OUTPUT_CONTAINER="processed-e2e")
+    urls = [image_server.url("/img/21.jpg"), image_server.url("/img/22.jpg")]
+    request_id = stack.upload(csv_for([urls])).json()["request_id"]
+    stack.wait_for_status(request_id)
+    results = stack.status(request_id, include="images").json()["results"]
+    for index, item in enumerate(results):
+        assert item["output_url"].endswith(f"/processed-e2e/{request_id}/{index:05d}.jpg")
+        fetched = requests.get(item["output_url"], timeout=10)
+        assert fetched.status_code == 200 and fetched.headers["Content-Type"] == "image/jpeg"
+        with Image.open(io.BytesIO(fetched.content)) as image:
+            assert image.format == "JPEG" and image.size == (480, 360)
+        assert len(fetched.content) < len(photo_jpeg(21 + index))
