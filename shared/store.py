@@ -4,21 +4,14 @@ One ``Store`` works over any DB-API connection factory plus a ``Dialect`` (SQLit
 SQL Server through pyodbc in production). The SQL here is generic with ``?`` parameters; what
 differs between the two lives in ``shared.sql_dialect``.
 
-Concurrency: methods are called from thread pools, and several processes share one SQLite file.
-Each thread gets its own connection; SQLite runs in WAL mode with a busy timeout, and a transient
-error (locked, busy, deadlock, lost connection) retries the whole transaction with backoff a few
-times, then raises ``TransientFailure``. State changes are conditional updates, so a redelivered
-message or a racing worker cannot finish an image or complete a request twice.
+Concurrency: connections, transactions and retries of transient errors are ``shared.database``'s.
+State changes are conditional updates, so a redelivered message or a racing worker cannot finish
+an image or complete a request twice.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import random
-import sqlite3
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
@@ -26,7 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shared import store_sql as sql
-from shared.errors import ImgpipeError, TransientFailure
+from shared.database import SQLITE_BUSY_TIMEOUT_S, Database, sqlite_connector, sqlserver_connector
+from shared.errors import ImgpipeError
 from shared.models import (
     DeliveryAttempt,
     ImageOutcome,
@@ -38,18 +32,15 @@ from shared.models import (
     RequestStatus,
 )
 from shared.settings import Settings
-from shared.sql_dialect import DBAPIConnection, DBAPICursor, Dialect, SQLiteDialect, TSQLDialect
+from shared.sql_dialect import DBAPIConnection, DBAPICursor, Dialect
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 BULK_ROWS = 1000  # rows per executemany call: bounds the parameter lists held in memory
 IN_LIST_SIZE = 500  # seqs per "IN (...)" (SQL Server allows 2,100 parameters a statement)
 MAX_ERROR_CHARS = 1000
-SQLITE_BUSY_TIMEOUT_S = 5.0
-SQLSERVER_LOGIN_TIMEOUT_S = 15
 
 class DuplicateRequest(ImgpipeError):
     """Raised by ``create_request`` when the idempotency key already belongs to ``request_id``."""
@@ -73,10 +64,12 @@ class Store:
     """The database of imgpipe; safe to share between threads (one connection each)."""
 
     def __init__(self, connect: Callable[[], DBAPIConnection], dialect: Dialect) -> None:
-        self._connect = connect
+        self._db = Database(connect, dialect)
         self.dialect = dialect
-        self._lock = threading.Lock()
-        self._reset_connections()
+        self._run = self._db.run
+        self._fetch_all = self._db.fetch_all
+        self._update = self._db.update
+        self._connection = self._db.connection
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -87,109 +80,11 @@ class Store:
 
     @classmethod
     def for_sqlite(cls, path: Path, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-        def connect() -> DBAPIConnection:
-            # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE) by the store.
-            # check_same_thread=False only so close() can close every thread's connection.
-            return sqlite3.connect(
-                path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-
-        return cls(connect, SQLiteDialect(int(busy_timeout_s * 1000)))
+        return cls(*sqlite_connector(path, busy_timeout_s))
 
     @classmethod
     def for_sqlserver(cls, connection_string: str) -> Store:
-        def connect() -> DBAPIConnection:
-            import pyodbc
-
-            connection: DBAPIConnection = pyodbc.connect(
-                connection_string, autocommit=False, timeout=SQLSERVER_LOGIN_TIMEOUT_S
-            )
-            return connection
-
-        return cls(connect, TSQLDialect())
-
-    # -- connections and transactions ------------------------------------------------------------
-
-    def _reset_connections(self) -> None:
-        self._local = threading.local()
-        self._connections: list[DBAPIConnection] = []
-        self._pid = os.getpid()
-
-    def _connection(self) -> DBAPIConnection:
-        if self._pid != os.getpid():  # a forked child must not use its parent's connections
-            with self._lock:
-                self._reset_connections()
-        connection: DBAPIConnection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._connect()
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
-            self.dialect.prepare_connection(connection)
-        return connection
-
-    def _discard_connection(self) -> None:
-        connection = self._local.__dict__.pop("connection", None)
-        if connection is None:
-            return
-        with self._lock:
-            if connection in self._connections:
-                self._connections.remove(connection)
-        try:
-            connection.close()
-        except Exception:  # a broken connection may fail to close; it is dropped either way
-            logger.debug("closing a discarded database connection failed", exc_info=True)
-
-    def _attempt(self, work: Callable[[DBAPICursor], T], write: bool) -> T:
-        connection = self._connection()
-        cursor = connection.cursor()
-        try:
-            if write and self.dialect.begin_write:
-                cursor.execute(self.dialect.begin_write)
-            result = work(cursor)
-            connection.commit()
-            return result
-        except BaseException:
-            try:
-                connection.rollback()
-            except Exception:
-                self._discard_connection()
-            raise
-        finally:
-            cursor.close()
-
-    def _run(self, work: Callable[[DBAPICursor], T], *, write: bool) -> T:
-        """Run ``work`` in one transaction, retrying it whole on transient errors."""
-        for attempt, delay in enumerate((*RETRY_DELAYS_S, None), start=1):
-            try:
-                return self._attempt(work, write)
-            except Exception as exc:
-                if not self.dialect.is_transient(exc):
-                    raise
-                self._discard_connection()
-                if delay is None:
-                    raise TransientFailure(f"database unavailable or busy ({type(exc).__name__})") from exc
-                logger.warning(
-                    "transient database error (%s), attempt %d: retrying", type(exc).__name__, attempt
-                )
-                time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not security
-        raise AssertionError("unreachable")
-
-    def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        def work(cursor: DBAPICursor) -> list[Any]:
-            cursor.execute(sql, params)
-            return list(cursor.fetchall())
-
-        return self._run(work, write=False)
-
-    def _update(self, sql: str, params: Sequence[Any]) -> bool:
-        def work(cursor: DBAPICursor) -> bool:
-            cursor.execute(sql, params)
-            return cursor.rowcount > 0
-
-        return self._run(work, write=True)
+        return cls(*sqlserver_connector(connection_string))
 
     def ensure_schema(self) -> None:
         """Create whatever tables and indexes are missing (safe to run from many processes)."""
@@ -201,14 +96,7 @@ class Store:
                     raise
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-            self._local = threading.local()
-        for connection in connections:
-            try:
-                connection.close()
-            except Exception:
-                logger.debug("closing a database connection failed", exc_info=True)
+        self._db.close()
 
     # -- requests ----------------------------------------------------------------------------------
 

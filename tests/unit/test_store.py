@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from shared import database as database_module
 from shared import store as store_module
 from shared.errors import TransientFailure
 from shared.models import DeliveryAttempt, ImageOutcome, ImageStatus, ProductRow, RequestStatus
@@ -288,7 +289,7 @@ def test_sqlite_lock_held_too_long_raises_transient_failure(
     store = Store.for_sqlite(path, busy_timeout_s=0.01)
     store.ensure_schema()
     request_id = created(store)
-    monkeypatch.setattr(store_module, "RETRY_DELAYS_S", (0.001, 0.001))
+    monkeypatch.setattr(database_module, "RETRY_DELAYS_S", (0.001, 0.001))
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
