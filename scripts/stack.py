@@ -90,8 +90,7 @@ def bootstrap(env: Mapping[str, str]) -> None:
             for queue in (name, f"{name}-poison"):
                 ensure_queue(queue_client(settings.storage_connection_string, queue))
         app_services.store().ensure_schema()
-        if settings.output_storage == "blob":
-            app_services.output_storage()  # creates its container
+        app_services.output_storage().prepare()
         app_services.reset()
     finally:
         os.environ.clear()

@@ -33,6 +33,10 @@ class OutputStorage(Protocol):
         """Store ``data`` under ``name`` (replacing what was there); return the URL to record."""
         ...
 
+    def prepare(self) -> None:
+        """Create the folder or container, so a deployment can be checked before any image."""
+        ...
+
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a safe relative object name, else raise ValueError."""
@@ -54,6 +58,9 @@ class LocalOutputStorage:
     def __init__(self, directory: Path, public_base_url: str = "") -> None:
         self._directory = Path(directory).resolve()
         self._public_base_url = public_base_url.rstrip("/")
+
+    def prepare(self) -> None:
+        self._directory.mkdir(parents=True, exist_ok=True)
 
     def put(self, name: str, data: bytes, content_type: str) -> str:
         path = self._directory.joinpath(*check_name(name).split("/"))
@@ -106,6 +113,12 @@ class BlobOutputStorage:
                 f"could not store the output in Blob storage: {type(exc).__name__}"
             ) from None
         return str(blob.url)
+
+    def prepare(self) -> None:
+        try:
+            self._ensure_container()
+        except AzureError as exc:
+            raise TransientFailure(f"could not create the output container: {type(exc).__name__}") from None
 
     def _ensure_container(self) -> None:
         if self._container_ready:
