@@ -33,12 +33,24 @@ def physical_lines(data: bytes) -> int:
     return data.count(b"\n") + 1
 
 
+def last_content_line(data: bytes) -> int:
+    """The number of the last line with anything on it: no problem can sit on the blank tail."""
+    lines = data.split(b"\n")
+    return max((number for number, text in enumerate(lines, start=1) if text.strip(b"\r")), default=1)
+
+
+def appears_from_line(url: str, data: bytes, line: int) -> bool:
+    """Whether ``url`` is in the file at or after ``line``, as written or with CSV-doubled quotes."""
+    tail = b"\n".join(data.split(b"\n")[line - 1 :])
+    return any(form.encode("utf-8") in tail for form in (url, url.replace('"', '""')))
+
+
 def check_problem(problem: Problem, data: bytes) -> None:
     assert isinstance(problem.message, str) and problem.message.strip()
     if problem.line is None:
         assert problem.message in WHOLE_FILE_PROBLEMS, problem
     else:
-        assert 1 <= problem.line <= physical_lines(data), (problem, physical_lines(data))
+        assert 1 <= problem.line <= last_content_line(data), (problem, last_content_line(data))
     assert problem.column is None or problem.column.strip(), problem
 
 
@@ -53,6 +65,9 @@ def check_rows(rows: list[ProductRow], data: bytes, max_products: int) -> None:
         assert row.name and row.name == row.name.strip() and len(row.name) <= 1000
         assert 1 <= len(row.urls) <= MAX_URLS
         for url in row.urls:
+            # Every URL comes from the input, on the row's own line or a later one (quoted cells
+            # may span lines): the parser neither invents nor moves URLs between rows.
+            assert appears_from_line(url, data, row.line), (url, row.line)
             assert url_problem(url) is None, url
             assert url.lower().startswith(("http://", "https://"))
 
