@@ -53,6 +53,15 @@ class Endpoints:
     redis_url: str
 
 
+def _start_unless_listening(stack: ExitStack, server: Azurite | RedisServer, name: str, port: int) -> None:
+    if _listening(port):
+        print(f"{name} already listening on {port}: using it")
+        return
+    server.start()
+    stack.callback(server.stop)
+    print(f"{name} started on port {port}")
+
+
 @contextmanager
 def services(data: Path = DATA, *, azurite_ports: tuple[int, int, int] = (10000, 10001, 10002),
              redis_port: int = 6379) -> Iterator[Endpoints]:
@@ -60,19 +69,9 @@ def services(data: Path = DATA, *, azurite_ports: tuple[int, int, int] = (10000,
     with ExitStack() as stack:
         azurite = Azurite(location=data / "azurite", blob_port=azurite_ports[0],
                           queue_port=azurite_ports[1], table_port=azurite_ports[2])
-        if _listening(azurite.queue_port):
-            print(f"Azurite already listening on {azurite.queue_port}: using it")
-        else:
-            azurite.start()
-            stack.callback(azurite.stop)
-            print(f"Azurite started (blob {azurite.blob_port}, queue {azurite.queue_port}), data in {azurite.location}")
+        _start_unless_listening(stack, azurite, "Azurite (queue)", azurite.queue_port)
         redis = RedisServer(directory=data / "redis", port=redis_port)
-        if _listening(redis.port):
-            print(f"Redis already listening on {redis.port}: using it")
-        else:
-            redis.start()
-            stack.callback(redis.stop)
-            print(f"Redis started on {redis.port}")
+        _start_unless_listening(stack, redis, "Redis", redis.port)
         yield Endpoints(azurite.connection_string, redis.url)
 
 

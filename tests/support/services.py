@@ -45,6 +45,15 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | N
     raise ServiceUnavailable(f"nothing listened on port {port} within {timeout_s}s")
 
 
+def _spawn(command: list[str], directory: Path, log_name: str) -> subprocess.Popen[bytes]:
+    """Start a server in its own session (Ctrl-C of a parent does not reach it), logging to a file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    log = open(directory / log_name, "ab")  # noqa: SIM115 - lives as long as the process
+    return subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+
+
 def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -80,18 +89,14 @@ class Azurite:
         binary = str(AZURITE_BIN) if AZURITE_BIN.exists() else shutil.which("azurite")
         if binary is None:
             raise ServiceUnavailable("azurite not found: run `npm install` in the project root")
-        self.location.mkdir(parents=True, exist_ok=True)
-        log = open(self.location / "azurite.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [
-                binary, "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--loose",
-                "--location", str(self.location),
-                "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
-                "--blobPort", str(self.blob_port), "--queuePort", str(self.queue_port),
-                "--tablePort", str(self.table_port),
-            ],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
+        command = [
+            binary, "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--loose",
+            "--location", str(self.location),
+            "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
+            "--blobPort", str(self.blob_port), "--queuePort", str(self.queue_port),
+            "--tablePort", str(self.table_port),
+        ]
+        self.proc = _spawn(command, self.location, "azurite.log")
         wait_for_port(self.queue_port, 30, self.proc)
         wait_for_port(self.blob_port, 30, self.proc)
         return self
@@ -132,13 +137,9 @@ class RedisServer:
         binary = redis_server_binary()
         if binary is None:
             raise ServiceUnavailable("redis-server not found (apt-get install redis-server)")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "yes"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "yes"]
+        self.proc = _spawn(command, self.directory, "redis.log")
         wait_for_port(self.port, 15, self.proc)
         return self
 
