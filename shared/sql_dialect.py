@@ -20,6 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+# SQLGetInfo's InfoType for the driver's file name (sql.h); named here so that nothing but a real
+# connection needs pyodbc, whose import fails where the unixODBC driver manager is not installed.
+ODBC_SQL_DRIVER_NAME = 6
+
 SCHEMA_SQL_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 
 
@@ -250,9 +254,7 @@ class TSQLDialect(Dialect):
         getinfo = getattr(connection, "getinfo", None)
         if getinfo is None:
             return
-        import pyodbc
-
-        driver = str(getinfo(pyodbc.SQL_DRIVER_NAME)).lower()
+        driver = str(getinfo(ODBC_SQL_DRIVER_NAME)).lower()
         if driver.startswith("msodbcsql") or "sqlncli" in driver:
             cursor.fast_executemany = True  # type: ignore[attr-defined]
 

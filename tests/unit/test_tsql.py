@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import pyodbc
-import pytest
 import sqlglot
 from sqlglot import exp
 
 from shared import store_sql as store_module
 from shared.models import DeliveryAttempt, ImageOutcome, ProductRow
 from shared.sql_dialect import (
+    ODBC_SQL_DRIVER_NAME,
     SCHEMA_SQL_PATH,
     SQLITE_SCHEMA,
     TSQLDialect,
@@ -58,7 +57,7 @@ class RecordingConnection:
         return self.cursors[-1]
 
     def getinfo(self, kind: int) -> str:
-        assert kind == pyodbc.SQL_DRIVER_NAME
+        assert kind == ODBC_SQL_DRIVER_NAME
         return self.driver
 
     def commit(self) -> None:
@@ -188,20 +187,3 @@ def test_schema_sql_and_sqlite_ddl_define_the_same_tables() -> None:
     for name in tsql:
         assert tsql[name] == sqlite[name], name
     assert tsql["table images"]["primary key"] == ["request_id", "seq"]
-
-
-@pytest.mark.parametrize(
-    ("error", "transient", "unique"),
-    [
-        (pyodbc.OperationalError("08S01", "[08S01] Communication link failure (10054)"), True, False),
-        (pyodbc.Error("40001", "[40001] Transaction was deadlocked (1205) (SQLExecDirectW)"), True, False),
-        (pyodbc.Error("42000", "[42000] Resource ID : 1. The request limit is 30 (10928)"), True, False),
-        (pyodbc.IntegrityError("23000", "[23000] Violation of UNIQUE KEY constraint (2627)"), False, True),
-        (pyodbc.IntegrityError("23000", "[23000] Cannot insert duplicate key row (2601)"), False, True),
-        (pyodbc.ProgrammingError("42S02", "[42S02] Invalid object name 'x'. (208)"), False, False),
-    ],
-)
-def test_tsql_error_classification(error: Exception, transient: bool, unique: bool) -> None:
-    dialect = TSQLDialect()
-    assert dialect.is_transient(error) is transient
-    assert dialect.is_unique_violation(error) is unique
