@@ -73,6 +73,13 @@ CREATE TABLE dbo.images (
 );
 GO
 
+-- The fan-out asks whether any image of a request is still unsent: a lookup, not a scan.
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_images_unenqueued'
+               AND object_id = OBJECT_ID(N'dbo.images'))
+CREATE NONCLUSTERED INDEX IX_images_unenqueued
+    ON dbo.images (request_id) WHERE enqueued_at IS NULL;
+GO
+
 IF OBJECT_ID(N'dbo.webhook_deliveries', N'U') IS NULL
 CREATE TABLE dbo.webhook_deliveries (
     request_id CHAR(36) NOT NULL CONSTRAINT FK_webhook_deliveries_requests

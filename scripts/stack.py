@@ -85,7 +85,7 @@ def bootstrap(env: Mapping[str, str]) -> None:
 
         app_services.reset()
         settings = app_services.settings()
-        for name in (settings.image_queue, settings.notify_queue):
+        for name in (settings.image_queue, settings.notify_queue, settings.fanout_queue):
             for queue in (name, f"{name}-poison"):
                 ensure_queue(queue_client(settings.storage_connection_string, queue))
         app_services.store().ensure_schema()

@@ -1,63 +1,150 @@
-"""Fan-out: one image-queue message per stored image, resumable after any interruption.
+"""Staged fan-out: a request's images go out as a tree of range messages on the fan-out queue.
 
-Each image row carries ``enqueued_at``; it is set in batches as sends succeed, so a fan-out cut
-short (a crash, a timeout, a queue outage) is resumed by sending only the unmarked images. A send
-whose mark was lost is sent again: harmless, because processing an image is idempotent.
+The upload writes one range message covering the whole request. Handling a range sends the image
+messages of its first ``leaf_size`` images itself and splits the rest into at most ``branching``
+sub-range messages, so a big request fans out in parallel on every worker and instance, and the
+first images are on the image queue one hop after the upload. Both kinds of message leave through
+the fan-out function's queue output bindings: the host writes them only if the invocation
+succeeded, and writing through a binding is what wakes the listener of the queue written to.
+
+Crash safety comes from the fan-out queue itself: a range whose host died before its outputs were
+written is delivered again and sent again. Duplicates are harmless (processing an image is
+idempotent and the fan-in counts each image once); images already finished are not re-sent.
+
+Each image sent is marked ``enqueued_at``, and the request ``fanout_completed_at`` once none is
+left unmarked. The marks are a progress record, not a guard: they are set when the messages are
+handed to the host, so a redelivered range ignores them. The periodic sweep (``sweep``) uses them
+to find a fan-out that made no progress for a while (its root message was never written because
+the upload's host died after the commit, or a range went to the poison queue) and starts it again
+in *resume* mode, which sends only the images never handed out.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from shared import services
-from shared.errors import TransientFailure
-from shared.queues import ConcurrentSender
+from shared.errors import PermanentFailure
+from shared.queues import decode, encode
 from shared.store import Store
 
 logger = logging.getLogger(__name__)
 
 
-def fan_out(store: Store, request_id: str) -> int:
-    """Send every not-yet-enqueued image of the request; returns how many were sent."""
-    tasks = store.unenqueued_tasks(request_id)
-    sender = ConcurrentSender(services.image_queue(), services.send_executor())
-    sent = sender.send_all(
-        [(task.seq, task.to_message()) for task in tasks],
-        on_sent=lambda seqs: store.mark_enqueued(request_id, seqs),
-    )
-    store.mark_fanout_complete(request_id)
-    logger.info("fan-out of request %s: %d image messages sent", request_id, sent)
-    return sent
+@dataclass(frozen=True)
+class FanoutRange:
+    """Images ``start <= seq < end`` of a request still to be sent to the image queue."""
 
+    request_id: str
+    start: int
+    end: int
+    # Send only images never handed out before (a sweep's restart), on the first delivery only.
+    resume: bool = False
 
-def resume_if_stale(store: Store, request_id: str, created_at: datetime, stale_after_s: float) -> bool:
-    """Resume a fan-out that should long have finished; returns whether it resumed one."""
-    if datetime.now(UTC) - _aware(created_at) < timedelta(seconds=stale_after_s):
-        return False
-    logger.warning("resuming the interrupted fan-out of request %s", request_id)
-    fan_out(store, request_id)
-    return True
+    @classmethod
+    def whole(cls, request_id: str, images: int, resume: bool = False) -> FanoutRange:
+        return cls(request_id, 0, images, resume)
 
+    def to_message(self) -> str:
+        payload: dict[str, object] = {"request_id": self.request_id, "start": self.start, "end": self.end}
+        if self.resume:
+            payload["resume"] = True
+        return encode(payload)
 
-def sweep_stale(store: Store, stale_after_s: float, limit: int = 5) -> int:
-    """Resume up to ``limit`` fan-outs that should long have finished; returns how many resumed.
-
-    Run on every upload, so a request whose fan-out was cut short (its host died before the
-    202, or the queue failed) is resumed even when its client never polls the status.
-    """
-    older_than = datetime.now(UTC) - timedelta(seconds=stale_after_s)
-    resumed = 0
-    for request_id in store.stale_fanouts(older_than, limit=limit):
-        logger.warning("sweep: resuming the interrupted fan-out of request %s", request_id)
+    @classmethod
+    def from_message(cls, body: str) -> FanoutRange:
+        fields = decode(body)
         try:
-            fan_out(store, request_id)
-        except TransientFailure:
-            logger.warning("sweep: request %s still cannot be fanned out", request_id, exc_info=True)
-            break
-        resumed += 1
-    return resumed
+            fanout_range = cls(
+                request_id=str(fields["request_id"]),
+                start=int(fields["start"]),
+                end=int(fields["end"]),
+                resume=bool(fields.get("resume", False)),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise PermanentFailure("fan-out message lacks request_id, start or end") from None
+        if fanout_range.start < 0 or fanout_range.end < fanout_range.start:
+            raise PermanentFailure("fan-out message has a range outside 0 <= start <= end")
+        return fanout_range
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+@dataclass(frozen=True)
+class FanoutShape:
+    """How a range is cut: images sent by one invocation, and sub-ranges a range splits into."""
+
+    leaf_size: int
+    branching: int
+
+
+@dataclass(frozen=True)
+class FanoutResult:
+    """The messages one range's invocation hands to its output bindings."""
+
+    sub_ranges: list[str]  # for the fan-out queue
+    image_messages: list[str]  # for the image queue
+
+
+def split(fanout_range: FanoutRange, shape: FanoutShape) -> tuple[FanoutRange, list[FanoutRange]]:
+    """The head this invocation sends itself, and the sub-ranges the rest is cut into."""
+    head_end = min(fanout_range.end, fanout_range.start + shape.leaf_size)
+    head = FanoutRange(fanout_range.request_id, fanout_range.start, head_end, fanout_range.resume)
+    rest = fanout_range.end - head_end
+    if rest <= 0:
+        return head, []
+    # Sub-ranges of at least a leaf each, and no more than ``branching`` of them.
+    step = max(shape.leaf_size, -(-rest // shape.branching))
+    children = [
+        FanoutRange(fanout_range.request_id, start, min(start + step, fanout_range.end), fanout_range.resume)
+        for start in range(head_end, fanout_range.end, step)
+    ]
+    return head, children
+
+
+def handle_range(store: Store, body: str, dequeue_count: int, shape: FanoutShape) -> FanoutResult:
+    """Handle one fan-out message: its head's image messages and its sub-range messages."""
+    fanout_range = FanoutRange.from_message(body)
+    head, children = split(fanout_range, shape)
+    # A redelivery may follow a crash after the marks were set but before the host wrote the
+    # messages, so only a first delivery may trust the marks to skip images.
+    unmarked_only = head.resume and dequeue_count <= 1
+    tasks = store.pending_tasks(head.request_id, head.start, head.end, unmarked_only=unmarked_only)
+    images = [json.dumps(task.to_message(), separators=(",", ":"), ensure_ascii=False) for task in tasks]
+    store.mark_enqueued_range(head.request_id, head.start, head.end)
+    if not children and store.mark_fanout_complete_if_done(head.request_id):
+        logger.info("fan-out of request %s: every image handed to the image queue", head.request_id)
+    logger.info(
+        "fan-out of request %s [%d, %d): %d image messages, %d sub-ranges",
+        fanout_range.request_id, fanout_range.start, fanout_range.end, len(images), len(children),
+    )  # fmt: skip
+    return FanoutResult([child.to_message() for child in children], images)
+
+
+def root_message(request_id: str, images: int, resume: bool = False) -> str:
+    """The one message that starts (or, with ``resume``, restarts) a request's fan-out."""
+    return FanoutRange.whole(request_id, images, resume).to_message()
+
+
+def sweep(store: Store, stale_after_s: float, now: datetime | None = None, limit: int = 100) -> list[str]:
+    """Restart messages for fan-outs that made no progress for ``stale_after_s``, oldest first."""
+    older_than = (now or datetime.now(UTC)) - timedelta(seconds=stale_after_s)
+    messages = []
+    for request_id, images in store.stalled_fanouts(older_than, limit=limit):
+        logger.warning("sweep: restarting the stalled fan-out of request %s (%d images)", request_id, images)
+        messages.append(root_message(request_id, images, resume=True))
+    return messages
+
+
+
+def fan_out_range(body: str, dequeue_count: int) -> FanoutResult:
+    """The fan-out function's use case: one range message in, its output messages out."""
+    settings = services.settings()
+    shape = FanoutShape(settings.fanout_leaf_size, settings.fanout_branching)
+    return handle_range(services.store(), body, dequeue_count, shape)
+
+
+def sweep_stalled() -> list[str]:
+    """The sweep function's use case: restart messages for the stalled fan-outs."""
+    return sweep(services.store(), services.settings().fanout_stale_after_s)

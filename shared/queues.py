@@ -1,4 +1,4 @@
-"""Azure Storage queue messages: JSON bodies, base64 on the wire, concurrent sends.
+"""Azure Storage queue messages: JSON bodies, base64 on the wire.
 
 The Functions host decodes queue messages as base64 by default and moves a plain-text message
 straight to ``-poison``, so every client here encodes with ``TextBase64EncodePolicy``.
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -21,10 +20,9 @@ from shared.errors import PermanentFailure, TransientFailure
 
 logger = logging.getLogger(__name__)
 
-# Sends in flight at once: Azurite and the client each spend 1-3 ms of CPU a send, so beyond a
-# few dozen the extra threads only queue up.
+# Connections a client keeps open (its pool); the app's own sends are few (notify retries).
 SEND_CONCURRENCY = 32
-# The queue's own limit is 64 KiB after base64; our messages are a few hundred bytes.
+# The queue's own limit is 64 KiB after base64 (48,000 characters measured); ours are small.
 MAX_MESSAGE_CHARS = 48_000
 
 
@@ -67,61 +65,3 @@ def send(client: QueueClient, payload: Mapping[str, object], *, delay_s: float =
     except AzureError as exc:
         raise TransientFailure(f"could not send to queue {client.queue_name}: {type(exc).__name__}") from exc
 
-
-class ConcurrentSender:
-    """Sends many messages to one queue with a bounded number in flight.
-
-    ``on_sent`` is called (from the calling thread) with the keys of the messages that were sent,
-    in batches, so the caller can mark them durably; a failed send stops the fan-out with
-    ``TransientFailure`` after the in-flight sends settle, leaving the unsent ones unmarked.
-    """
-
-    def __init__(self, client: QueueClient, executor: ThreadPoolExecutor, *, batch: int = 500) -> None:
-        self._client = client
-        self._executor = executor
-        self._batch = batch
-
-    def send_all(
-        self,
-        items: Sequence[tuple[int, Mapping[str, object]]],
-        on_sent: Callable[[list[int]], None],
-    ) -> int:
-        pending: dict[Future[None], int] = {}
-        sent: list[int] = []
-        failure: BaseException | None = None
-        queue = iter(items)
-        exhausted = False
-        total = 0
-        while pending or not exhausted:
-            while not exhausted and failure is None and len(pending) < SEND_CONCURRENCY:
-                try:
-                    key, payload = next(queue)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending[self._executor.submit(send, self._client, payload)] = key
-            if failure is not None and not pending:
-                break
-            if not pending:
-                continue
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                key = pending.pop(future)
-                exc = future.exception()
-                if exc is None:
-                    sent.append(key)
-                elif failure is None:
-                    failure = exc
-            if len(sent) >= self._batch:
-                on_sent(sent)
-                total += len(sent)
-                sent = []
-        if sent:
-            on_sent(sent)
-            total += len(sent)
-        if failure is not None:
-            logger.warning("fan-out to %s stopped after %d sends: %s", self._client.queue_name, total, failure)
-            if isinstance(failure, TransientFailure | PermanentFailure):
-                raise failure
-            raise TransientFailure("queue send failed") from failure
-        return total

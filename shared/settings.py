@@ -123,6 +123,7 @@ class Settings:
     storage_connection_string: Secret
     image_queue: str = "image-jobs"
     notify_queue: str = "notify-jobs"
+    fanout_queue: str = "fanout-jobs"
     # Database: a SQL Server ODBC connection string selects SQL Server, else SQLite at sqlite_path.
     sqlserver_connection_string: Secret = NO_SECRET
     sqlite_path: Path = Path(".data/imgpipe.sqlite3")
@@ -158,7 +159,10 @@ class Settings:
     max_dequeue_count: int = 5
     # Fan-in state in Redis expires this long after the last write.
     completion_ttl_s: int = 7 * 24 * 3600
-    # A fan-out not finished after this long is resumed by a retry or a status query.
+    # Staged fan-out: image messages one invocation sends, and sub-ranges a range splits into.
+    fanout_leaf_size: int = 100
+    fanout_branching: int = 16
+    # A fan-out that marked no image for this long is restarted by the timer-triggered sweep.
     fanout_stale_after_s: float = 300.0
 
     @classmethod
@@ -206,6 +210,9 @@ class Settings:
             max_urls_per_row=_int(env, "MAX_URLS_PER_ROW", 20, minimum=1),
             max_dequeue_count=_int(env, "MAX_DEQUEUE_COUNT", 5, minimum=1),
             completion_ttl_s=_int(env, "COMPLETION_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
+            fanout_queue=_text(env, "FANOUT_QUEUE_NAME", "fanout-jobs"),
+            fanout_leaf_size=_int(env, "FANOUT_LEAF_SIZE", 100, minimum=1),
+            fanout_branching=_int(env, "FANOUT_BRANCHING", 16, minimum=2),
             fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", 300.0),
         )
 

@@ -106,6 +106,9 @@ CREATE TABLE IF NOT EXISTS images (
     PRIMARY KEY (request_id, seq),
     FOREIGN KEY (request_id, serial) REFERENCES products (request_id, serial)
 );
+-- The fan-out asks whether any image of a request is still unsent: a lookup, not a scan.
+CREATE INDEX IF NOT EXISTS ix_images_unenqueued
+    ON images (request_id) WHERE enqueued_at IS NULL;
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     request_id TEXT NOT NULL REFERENCES requests (request_id),
     attempt INTEGER NOT NULL,

@@ -1,19 +1,13 @@
-"""Answering a status query: JSON, per-image results, or the output CSV.
-
-A query also resumes a fan-out that was interrupted long enough ago (the stored request is the
-record of what must be sent), so a request is never left stuck.
-"""
+"""Answering a status query: JSON, per-image results, or the output CSV (read-only)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 from shared import services
-from shared.errors import NotFound, Problem, TransientFailure, ValidationError
-from shared.fanout import resume_if_stale
+from shared.errors import NotFound, Problem, ValidationError
 from shared.report import output_csv, status_document
 
 logger = logging.getLogger(__name__)
@@ -49,16 +43,8 @@ def get_status(query: StatusQuery) -> StatusAnswer:
     record = store.get_request(request_id)
     if record is None:
         raise NotFound(f"no request {request_id}")
-    if record.fanout_completed_at is None:
-        _resume(request_id, record.created_at)
     if query.as_csv:
         return StatusAnswer(None, output_csv(store.list_images(request_id)))
     images = store.list_images(request_id) if query.include_images else None
     return StatusAnswer(status_document(record, images, store.delivery_attempts(request_id)), None)
 
-
-def _resume(request_id: str, created_at: datetime) -> None:
-    try:
-        resume_if_stale(services.store(), request_id, created_at, services.settings().fanout_stale_after_s)
-    except TransientFailure:  # the answer is still worth giving; the next query tries again
-        logger.warning("could not resume the fan-out of request %s", request_id, exc_info=True)

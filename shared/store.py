@@ -174,29 +174,33 @@ class Store:
         )
         # fmt: on
 
-    def unenqueued_tasks(self, request_id: str) -> list[ImageTask]:
-        rows = self._fetch_all(sql.SELECT_UNENQUEUED, (request_id,))
+    def pending_tasks(self, request_id: str, start: int, end: int, *, unmarked_only: bool = False) -> list[ImageTask]:
+        """The Pending images with ``start <= seq < end`` (only those never enqueued, if asked)."""
+        statement = sql.SELECT_PENDING_RANGE.format(sql.UNMARKED_ONLY if unmarked_only else "")
+        rows = self._fetch_all(statement, (request_id, start, end))
         return [ImageTask(request_id, int(seq), str(url), int(total)) for seq, url, total in rows]
 
-    def mark_enqueued(self, request_id: str, seqs: Sequence[int]) -> None:
+    def mark_enqueued_range(self, request_id: str, start: int, end: int) -> None:
+        """Note when the images ``start <= seq < end`` were first handed to the image queue."""
+        self._update(sql.MARK_ENQUEUED_RANGE, (self.dialect.to_db(_now()), request_id, start, end))
+
+    def mark_fanout_complete_if_done(self, request_id: str) -> bool:
+        """Mark the fan-out complete once no image is left unmarked; True if this call marked it.
+
+        Run after the caller's own marks are committed, so of several racing fan-out invocations
+        the one committing last sees every mark.
+        """
+        if self._fetch_all(self.dialect.select_first(1, sql.ANY_UNENQUEUED), (request_id,)):
+            return False
         now = self.dialect.to_db(_now())
+        return self._update(sql.MARK_FANOUT_COMPLETE, (now, now, request_id))
 
-        def work(cursor: DBAPICursor) -> None:
-            for chunk in _chunks(sorted(set(seqs)), IN_LIST_SIZE):
-                marks = ", ".join("?" for _ in chunk)
-                cursor.execute(sql.MARK_ENQUEUED.format(marks), (now, request_id, *chunk))
-
-        if seqs:
-            self._run(work, write=True)
-
-    def mark_fanout_complete(self, request_id: str) -> None:
-        now = self.dialect.to_db(_now())
-        self._update(sql.MARK_FANOUT_COMPLETE, (now, now, request_id))
-
-    def stale_fanouts(self, older_than: datetime, limit: int = 100) -> list[str]:
-        """Requests created before ``older_than`` whose fan-out never finished, oldest first."""
-        statement = self.dialect.select_first(limit, sql.STALE_FANOUTS)
-        return [str(row[0]).strip() for row in self._fetch_all(statement, (self.dialect.to_db(older_than),))]
+    def stalled_fanouts(self, older_than: datetime, limit: int = 100) -> list[tuple[str, int]]:
+        """Requests (id, images) created before ``older_than`` whose fan-out is unfinished and has
+        marked no image since then, oldest first."""
+        statement = self.dialect.select_first(limit, sql.STALLED_FANOUTS)
+        cutoff = self.dialect.to_db(older_than)
+        return [(str(row[0]).strip(), int(row[1])) for row in self._fetch_all(statement, (cutoff, cutoff))]
 
     def complete_request(self, request_id: str) -> bool:
         """Mark the request Completed; True for exactly one caller, and only once no image is Pending."""

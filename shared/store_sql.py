@@ -25,19 +25,23 @@ SELECT_REQUEST = (
     " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Failed')"
     " FROM requests r WHERE r.request_id = ?"
 )
-SELECT_UNENQUEUED = (
+SELECT_PENDING_RANGE = (
     "SELECT i.seq, i.input_url, r.images FROM images i JOIN requests r ON r.request_id = i.request_id"
-    " WHERE i.request_id = ? AND i.enqueued_at IS NULL ORDER BY i.seq"
+    " WHERE i.request_id = ? AND i.seq >= ? AND i.seq < ? AND i.status = 'Pending'{} ORDER BY i.seq"
 )
-MARK_ENQUEUED = (
-    "UPDATE images SET enqueued_at = ? WHERE request_id = ? AND enqueued_at IS NULL AND seq IN ({})"
+UNMARKED_ONLY = " AND i.enqueued_at IS NULL"
+MARK_ENQUEUED_RANGE = (
+    "UPDATE images SET enqueued_at = ? WHERE request_id = ? AND seq >= ? AND seq < ? AND enqueued_at IS NULL"
 )
+ANY_UNENQUEUED = "seq FROM images WHERE request_id = ? AND enqueued_at IS NULL"
 MARK_FANOUT_COMPLETE = (
     "UPDATE requests SET fanout_completed_at = ?, updated_at = ?"
     " WHERE request_id = ? AND fanout_completed_at IS NULL"
 )
-STALE_FANOUTS = (
-    "request_id FROM requests WHERE fanout_completed_at IS NULL AND created_at < ? ORDER BY created_at"
+STALLED_FANOUTS = (
+    "r.request_id, r.images FROM requests r WHERE r.fanout_completed_at IS NULL AND r.created_at < ?"
+    " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.request_id = r.request_id AND i.enqueued_at >= ?)"
+    " ORDER BY r.created_at"
 )
 SELECT_IMAGE_STATUS = "SELECT status FROM images WHERE request_id = ? AND seq = ?"
 MARK_STARTED = (

@@ -1,4 +1,9 @@
-"""Accepting an upload: validate the CSV, store it in one transaction, fan out one message per image."""
+"""Accepting an upload: validate the CSV, store it in one transaction, start its fan-out.
+
+The fan-out itself is not done here: the upload returns the one message that starts it, which the
+HTTP function writes through its queue output binding (see ``shared.fanout``), so the answer takes
+the same time whatever the job's size.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,8 @@ from dataclasses import dataclass
 
 from shared import services
 from shared.csv_input import parse_products
-from shared.errors import ImgpipeError, PayloadTooLarge, Problem, TransientFailure, ValidationError
-from shared.fanout import fan_out, sweep_stale
+from shared.errors import PayloadTooLarge, Problem, TransientFailure, ValidationError
+from shared.fanout import root_message
 from shared.models import RequestStatus
 from shared.store import DuplicateRequest, Store
 from shared.urls import url_problem
@@ -35,6 +40,8 @@ class UploadAccepted:
     products: int
     images: int
     replayed: bool  # an earlier upload with the same Idempotency-Key is answered again
+    # The message that starts (or restarts) the fan-out, for the fan-out queue; None if it is done.
+    fanout_message: str | None = None
 
 
 def accept_upload(upload: UploadInput) -> UploadAccepted:
@@ -57,7 +64,6 @@ def accept_upload(upload: UploadInput) -> UploadAccepted:
         raise ValidationError(option_problems + exc.problems, truncated=exc.truncated) from None
     if option_problems:
         raise ValidationError(option_problems)
-    _sweep(store, settings.fanout_stale_after_s)
     request_id = str(uuid.uuid4())
     webhook_url = upload.webhook_url or settings.default_webhook_url or None
     try:
@@ -66,8 +72,10 @@ def accept_upload(upload: UploadInput) -> UploadAccepted:
         return _replay(store, duplicate.request_id)
     images = sum(len(product.urls) for product in products)
     logger.info("request %s stored: %d products, %d images", request_id, len(products), images)
-    _fan_out_or_defer(store, request_id)
-    return UploadAccepted(request_id, RequestStatus.PENDING, len(products), images, replayed=False)
+    return UploadAccepted(
+        request_id, RequestStatus.PENDING, len(products), images, replayed=False,
+        fanout_message=root_message(request_id, images),
+    )
 
 
 def _option_problems(upload: UploadInput) -> list[Problem]:
@@ -83,27 +91,13 @@ def _option_problems(upload: UploadInput) -> list[Problem]:
     return problems
 
 
-def _sweep(store: Store, stale_after_s: float) -> None:
-    try:
-        sweep_stale(store, stale_after_s)
-    except ImgpipeError:  # the sweep is a courtesy to earlier requests; this upload goes on
-        logger.warning("the fan-out sweep failed", exc_info=True)
-
-
 def _replay(store: Store, request_id: str) -> UploadAccepted:
     record = store.get_request(request_id)
     if record is None:  # deleted between the look-up and now
         raise TransientFailure("the earlier request with this Idempotency-Key is gone; retry")
-    if record.fanout_completed_at is None:
-        _fan_out_or_defer(store, request_id)
-    return UploadAccepted(request_id, record.status, record.products, record.images, replayed=True)
-
-
-def _fan_out_or_defer(store: Store, request_id: str) -> None:
-    """Fan out now; if the queue fails, the stored request is resumed later, so still accept it."""
-    try:
-        fan_out(store, request_id)
-    except TransientFailure:
-        logger.warning(
-            "fan-out of request %s interrupted; a retry or a status query resumes it", request_id, exc_info=True
-        )
+    # The first answer's fan-out message may never have been written (its host died after the
+    # commit): restart it; images already handed out are not sent again.
+    restart = None if record.fanout_completed_at is not None else root_message(request_id, record.images, resume=True)
+    return UploadAccepted(
+        request_id, record.status, record.products, record.images, replayed=True, fanout_message=restart
+    )

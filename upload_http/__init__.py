@@ -1,4 +1,8 @@
-"""POST /api/upload: accept a CSV of products and image URLs, answer 202 with the request id."""
+"""POST /api/upload: accept a CSV of products and image URLs, answer 202 with the request id.
+
+The fan-out starts with one message through the ``fanout`` output binding, which the host writes
+when the function returns (and which wakes the fan-out queue's listener at once).
+"""
 
 import azure.functions as func
 
@@ -6,9 +10,11 @@ from shared import functions_adapter as adapter
 from shared import upload
 
 
-def main(req: func.HttpRequest) -> func.HttpResponse:
+def main(req: func.HttpRequest, fanout: func.Out[str]) -> func.HttpResponse:
     try:
         accepted = upload.accept_upload(adapter.upload_input(req))
     except Exception as exc:
         return adapter.error_response(exc)
+    if accepted.fanout_message is not None:
+        fanout.set(accepted.fanout_message)
     return adapter.accepted_response(req, accepted)

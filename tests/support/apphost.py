@@ -94,6 +94,7 @@ class AppStack:
                 "REDIS_URL": self.redis.url,
                 "IMAGE_QUEUE_NAME": f"img-{self.tag}",
                 "NOTIFY_QUEUE_NAME": f"ntf-{self.tag}",
+                "FANOUT_QUEUE_NAME": f"fan-{self.tag}",
                 "SQLITE_PATH": str(self.workdir / "imgpipe.sqlite3"),
                 "OUTPUT_DIR": str(self.workdir / "processed"),
                 "WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,

@@ -16,6 +16,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 from azure.functions.queue import QueueMessage
+from azure.functions.timer import TimerRequest
 
 from shared import process, services
 from shared.errors import PermanentFailure, TransientFailure
@@ -25,6 +26,11 @@ upload_http = importlib.import_module("upload_http")
 status_http = importlib.import_module("status_http")
 process_queue = importlib.import_module("process_queue")
 notify_queue = importlib.import_module("notify_queue")
+fanout_queue = importlib.import_module("fanout_queue")
+fanout_sweep = importlib.import_module("fanout_sweep")
+
+# What upload_http wrote through its fan-out output binding, in order (cleared by the fixture).
+FANOUT_WRITTEN: list[str] = []
 
 
 class FakeQueue:
@@ -60,12 +66,12 @@ class FakeTracker:
 
 class Out:
     def __init__(self) -> None:
-        self.value: str | None = None
+        self.value: Any = None
 
-    def set(self, value: str) -> None:
+    def set(self, value: Any) -> None:
         self.value = value
 
-    def get(self) -> str | None:
+    def get(self) -> Any:
         return self.value
 
 
@@ -76,6 +82,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
     monkeypatch.setenv("OUTPUT_DIR", str(tmp_path / "out"))
     monkeypatch.setenv("WEBHOOK_SECRET", "")
     services.reset()
+    FANOUT_WRITTEN.clear()
     fakes: dict[str, Any] = {"image_queue": FakeQueue(), "notify_queue": FakeQueue(), "tracker": FakeTracker()}
     monkeypatch.setitem(services._cache, "image_queue", fakes["image_queue"])
     monkeypatch.setitem(services._cache, "notify_queue", fakes["notify_queue"])
@@ -103,19 +110,36 @@ def upload(body: bytes, content_type: str, headers: dict[str, str] | None = None
         method="POST", url="http://localhost:7071/api/upload", body=body,
         headers={"content-type": content_type, **(headers or {})},
     )
-    return upload_http.main(request)
+    fanout = Out()
+    response = upload_http.main(request, fanout)
+    if fanout.value is not None:
+        FANOUT_WRITTEN.append(fanout.value)
+    return response
+
+
+def run_fan_out(messages: list[str], dequeue_count: int = 1) -> list[dict[str, Any]]:
+    """Run fanout_queue over range messages and every sub-range they write; the image messages."""
+    pending, images = list(messages), []
+    while pending:
+        ranges, written = Out(), Out()
+        fanout_queue.main(queue_message(json.loads(pending.pop(0)), dequeue_count), ranges, written)
+        pending += ranges.value or []
+        images += [json.loads(message) for message in written.value or []]
+    return images
 
 
 CSV = 'S. No.,Product Name,Input Image Urls\n1.,SKU1,"https://img.example/a.jpg,https://img.example/b.jpg"\n'
 
 
-def test_upload_stores_and_fans_out_one_message_per_image(app: dict[str, Any]) -> None:
+def test_upload_stores_and_starts_the_fan_out_with_one_message(app: dict[str, Any]) -> None:
     body, content_type = multipart(CSV, webhook_url="https://hooks.example/x")
     response = upload(body, content_type)
     assert response.status_code == 202
     document = json.loads(response.get_body())
     assert response.headers["Location"] == f"http://localhost:7071/api/status/{document['request_id']}"
-    sent = app["image_queue"].sent
+    assert app["image_queue"].sent == []  # the HTTP function sends no image message itself
+    assert [json.loads(m) for m in FANOUT_WRITTEN] == [{"request_id": document["request_id"], "start": 0, "end": 2}]
+    sent = run_fan_out(FANOUT_WRITTEN)
     assert [(m["seq"], m["url"], m["total"]) for m in sent] == [
         (0, "https://img.example/a.jpg", 2), (1, "https://img.example/b.jpg", 2)
     ]
@@ -124,20 +148,64 @@ def test_upload_stores_and_fans_out_one_message_per_image(app: dict[str, Any]) -
     assert record.webhook_url == "https://hooks.example/x"
 
 
-def test_an_interrupted_fan_out_is_resumed_by_the_same_idempotency_key(app: dict[str, Any]) -> None:
-    many = "S. No.,Product Name,Input Image Urls\n" + "".join(
-        f"{n},SKU{n},https://img.example/{n}.jpg\n" for n in range(1, 41)
-    )
-    app["image_queue"].fail_after = 10
-    first = upload(many.encode(), "text/csv", {"idempotency-key": "k-1"})
-    assert first.status_code == 202  # stored: the request is accepted and will be resumed
+MANY = "S. No.,Product Name,Input Image Urls\n" + "".join(
+    f"{n},SKU{n},https://img.example/{n}.jpg\n" for n in range(1, 41)
+)
+
+
+def test_a_replay_restarts_a_fan_out_whose_message_was_lost_and_nothing_once_done(app: dict[str, Any]) -> None:
+    first = upload(MANY.encode(), "text/csv", {"idempotency-key": "k-1"})
     request_id = json.loads(first.get_body())["request_id"]
-    assert len(services.store().unenqueued_tasks(request_id)) >= 40 - 10 - 32
-    app["image_queue"].fail_after = None
-    again = upload(many.encode(), "text/csv", {"idempotency-key": "k-1"})
+    FANOUT_WRITTEN.clear()  # as if the host died before writing the output binding
+    again = upload(MANY.encode(), "text/csv", {"idempotency-key": "k-1"})
     assert json.loads(again.get_body())["request_id"] == request_id
-    assert services.store().unenqueued_tasks(request_id) == []
-    assert {m["seq"] for m in app["image_queue"].sent} == set(range(40))
+    assert sorted(m["seq"] for m in run_fan_out(FANOUT_WRITTEN)) == list(range(40))
+    FANOUT_WRITTEN.clear()
+    upload(MANY.encode(), "text/csv", {"idempotency-key": "k-1"})
+    assert FANOUT_WRITTEN == []  # the fan-out is complete: a replay starts nothing
+
+
+def test_a_small_leaf_size_fans_out_as_a_tree_covering_every_image_once(
+    app: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FANOUT_LEAF_SIZE", "3")
+    monkeypatch.setenv("FANOUT_BRANCHING", "2")
+    services.get_settings.cache_clear()
+    request_id = json.loads(upload(MANY.encode(), "text/csv").get_body())["request_id"]
+    depth, level, seqs = 0, list(FANOUT_WRITTEN), []
+    while level:
+        depth += 1
+        next_level: list[str] = []
+        for message in level:
+            ranges, written = Out(), Out()
+            fanout_queue.main(queue_message(json.loads(message)), ranges, written)
+            assert len(written.value or []) <= 3 and len(ranges.value or []) <= 2
+            next_level += ranges.value or []
+            seqs += [json.loads(m)["seq"] for m in written.value or []]
+        level = next_level
+    assert sorted(seqs) == list(range(40)) and depth >= 4
+    record = services.store().get_request(request_id)
+    assert record is not None and record.fanout_completed_at is not None
+
+
+def test_a_redelivered_range_sends_its_pending_images_again_but_not_finished_ones(app: dict[str, Any]) -> None:
+    request_id = json.loads(upload(MANY.encode(), "text/csv").get_body())["request_id"]
+    first = run_fan_out(FANOUT_WRITTEN)
+    services.store().record_failed(request_id, 0, "test")
+    again = run_fan_out(FANOUT_WRITTEN, dequeue_count=2)
+    assert sorted(m["seq"] for m in again) == list(range(1, 40))
+    assert len(first) == 40
+
+
+def test_a_resumed_range_skips_handed_out_images_only_on_its_first_delivery(app: dict[str, Any]) -> None:
+    from shared.fanout import root_message
+
+    request_id = json.loads(upload(MANY.encode(), "text/csv").get_body())["request_id"]
+    services.store().mark_enqueued_range(request_id, 0, 25)
+    resume = root_message(request_id, 40, resume=True)
+    assert sorted(m["seq"] for m in run_fan_out([resume])) == list(range(25, 40))
+    # A redelivery may follow a crash after the marks but before the host wrote the messages.
+    assert sorted(m["seq"] for m in run_fan_out([resume], dequeue_count=2)) == list(range(40))
 
 
 @pytest.mark.parametrize(
@@ -155,7 +223,7 @@ def test_upload_errors_are_client_errors_and_store_nothing(
     response = upload(body, content_type)
     assert response.status_code == status
     assert json.loads(response.get_body())["problems"]
-    assert app["image_queue"].sent == []
+    assert FANOUT_WRITTEN == []
 
 
 def test_status_of_malformed_and_unknown_ids(app: dict[str, Any]) -> None:
@@ -177,7 +245,7 @@ def queue_message(payload: dict[str, Any], dequeue_count: int = 1) -> QueueMessa
 def accepted_request(app: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     response = upload(CSV.encode(), "text/csv")
     request_id = json.loads(response.get_body())["request_id"]
-    return request_id, [m for m in app["image_queue"].sent if m["request_id"] == request_id]
+    return request_id, [m for m in run_fan_out(FANOUT_WRITTEN) if m["request_id"] == request_id]
 
 
 def test_permanent_failures_are_recorded_and_the_last_image_notifies(
@@ -333,14 +401,19 @@ def test_option_and_csv_problems_are_reported_together(app: dict[str, Any]) -> N
     assert "webhook_url" in columns and "Product Name" in columns and "Input Image Urls" in columns
 
 
-def test_an_upload_sweeps_fan_outs_left_stale(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    app["image_queue"].fail_after = 0
-    first = upload(CSV.encode(), "text/csv")
-    stuck = json.loads(first.get_body())["request_id"]
-    assert len(services.store().unenqueued_tasks(stuck)) == 2
-    app["image_queue"].fail_after = None
+def test_the_sweep_restarts_only_fan_outs_that_made_no_progress(
+    app: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stuck = json.loads(upload(CSV.encode(), "text/csv").get_body())["request_id"]
+    FANOUT_WRITTEN.clear()  # its fan-out message was never written
+    done = json.loads(upload(CSV.encode(), "text/csv").get_body())["request_id"]
+    run_fan_out(FANOUT_WRITTEN)
+    timer, restarts = TimerRequest(), Out()
+    fanout_sweep.main(timer, restarts)
+    assert restarts.value is None  # nothing is stale yet
     monkeypatch.setenv("FANOUT_STALE_AFTER_SECONDS", "0")
     services.get_settings.cache_clear()
-    upload(CSV.encode(), "text/csv")
-    assert services.store().unenqueued_tasks(stuck) == []
-    assert sum(1 for m in app["image_queue"].sent if m["request_id"] == stuck) == 2
+    fanout_sweep.main(timer, restarts)
+    assert [json.loads(m)["request_id"] for m in restarts.value] == [stuck]
+    assert {(m["request_id"], m["seq"]) for m in run_fan_out(restarts.value)} == {(stuck, 0), (stuck, 1)}
+    assert done != stuck

@@ -83,7 +83,7 @@ def test_unknown_request(store: Store) -> None:
     unknown = new_id()
     assert store.get_request(unknown) is None
     assert store.list_images(unknown) == []
-    assert store.unenqueued_tasks(unknown) == []
+    assert store.pending_tasks(unknown, 0, 10) == []
     assert store.image_status(unknown, 0) is None
     assert store.delivery_attempts(unknown) == []
     assert store.complete_request(unknown) is False
@@ -106,19 +106,21 @@ def test_images_are_numbered_in_input_order_with_their_product(store: Store) -> 
     assert store.get_request(request_id).webhook_url is None  # type: ignore[union-attr]
 
 
-def test_unenqueued_tasks_and_mark_enqueued_in_batches(store: Store) -> None:
-    request_id = created(store, count=60, urls=20)  # 1,200 images: several insert and IN-list batches
-    tasks = store.unenqueued_tasks(request_id)
+def test_pending_tasks_of_a_range_and_their_enqueue_marks(store: Store) -> None:
+    request_id = created(store, count=60, urls=20)  # 1,200 images: several insert batches
+    tasks = store.pending_tasks(request_id, 0, 1200)
     assert [t.seq for t in tasks] == list(range(1200))
     assert {t.total for t in tasks} == {1200}
     assert tasks[21].url == "https://example.com/2/1.jpg"
-    store.mark_enqueued(request_id, [])
-    store.mark_enqueued(request_id, list(range(0, 1200, 2)) + [0])
-    remaining = store.unenqueued_tasks(request_id)
-    assert [t.seq for t in remaining] == list(range(1, 1200, 2))
+    assert [t.seq for t in store.pending_tasks(request_id, 100, 103)] == [100, 101, 102]
+    store.record_failed(request_id, 101, "gone")
+    assert [t.seq for t in store.pending_tasks(request_id, 100, 103)] == [100, 102]  # finished ones are not sent
+    store.mark_enqueued_range(request_id, 0, 600)
+    assert [t.seq for t in store.pending_tasks(request_id, 598, 602, unmarked_only=True)] == [600, 601]
+    assert [t.seq for t in store.pending_tasks(request_id, 598, 602)] == [598, 599, 600, 601]
     first = store.list_images(request_id)[0].enqueued_at
     assert first is not None
-    store.mark_enqueued(request_id, [0])  # the first enqueue time is kept
+    store.mark_enqueued_range(request_id, 0, 1)  # the first enqueue time is kept
     assert store.list_images(request_id)[0].enqueued_at == first
 
 
@@ -145,19 +147,26 @@ def test_create_request_is_one_transaction(store: Store) -> None:
     assert store.list_images(request_id) == []
 
 
-def test_fanout_completion_and_stale_fanouts(store: Store) -> None:
+def test_fanout_completion_and_stalled_fanouts(store: Store) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
     older, newer = created(store), created(store)
     after = datetime.now(UTC) + timedelta(hours=1)
-    stale = store.stale_fanouts(after, limit=1000)
-    assert stale.index(older) < stale.index(newer)
-    assert older not in store.stale_fanouts(before, limit=1000)
-    store.mark_fanout_complete(older)
+    stalled = [request_id for request_id, _ in store.stalled_fanouts(after, limit=1000)]
+    assert stalled.index(older) < stalled.index(newer)
+    assert (older, 4) in store.stalled_fanouts(after, limit=1000)
+    assert older not in [r for r, _ in store.stalled_fanouts(before, limit=1000)]
+    store.mark_enqueued_range(older, 0, 3)
+    assert store.mark_fanout_complete_if_done(older) is False  # image 3 is still unsent
+    progressed = datetime.now(UTC) - timedelta(milliseconds=1)
+    assert older not in [r for r, _ in store.stalled_fanouts(progressed, limit=1000)]  # it made progress
+    store.mark_enqueued_range(older, 3, 4)
+    assert store.mark_fanout_complete_if_done(older) is True
+    assert store.mark_fanout_complete_if_done(older) is False  # once
     marked = store.get_request(older)
     assert marked is not None and marked.fanout_completed_at is not None
-    assert older not in store.stale_fanouts(after, limit=1000)
-    assert newer in store.stale_fanouts(after, limit=1000)
-    assert len(store.stale_fanouts(after, limit=1)) == 1
+    assert older not in [r for r, _ in store.stalled_fanouts(after, limit=1000)]
+    assert newer in [r for r, _ in store.stalled_fanouts(after, limit=1000)]
+    assert len(store.stalled_fanouts(after, limit=1)) == 1
 
 
 def test_image_lifecycle(store: Store) -> None:
@@ -218,7 +227,7 @@ def test_delivery_attempts_round_trip(store: Store) -> None:
 
 def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(ValueError):
-        store.stale_fanouts(datetime(2024, 1, 1))
+        store.stalled_fanouts(datetime(2024, 1, 1))
 
 
 def test_threads_complete_images_concurrently(store: Store) -> None:

@@ -79,10 +79,11 @@ def exercise_every_method(store: Store) -> None:
     store.create_request(rid, [mug], None, "k")
     store.find_by_idempotency_key("k")
     store.get_request(rid)
-    store.unenqueued_tasks(rid)
-    store.mark_enqueued(rid, [0, 1])
-    store.mark_fanout_complete(rid)
-    store.stale_fanouts(now, limit=10)
+    store.pending_tasks(rid, 0, 2)
+    store.pending_tasks(rid, 0, 2, unmarked_only=True)
+    store.mark_enqueued_range(rid, 0, 2)
+    store.mark_fanout_complete_if_done(rid)
+    store.stalled_fanouts(now, limit=10)
     store.mark_fanin_reseed(rid)
     store.fanin_reseed_needed(rid)
     store.finish_delivery_attempt(rid, 1, 200, None, True)
@@ -182,7 +183,7 @@ def test_schema_sql_and_sqlite_ddl_define_the_same_tables() -> None:
     sqlite = describe([sqlglot.parse_one(s, read="sqlite") for s in split_sqlite_script(SQLITE_SCHEMA)])
     assert set(tsql) == set(sqlite) == {
         "table requests", "table products", "table images", "table webhook_deliveries",
-        "index ux_requests_idempotency_key", "index ix_requests_fanout_pending",
+        "index ux_requests_idempotency_key", "index ix_requests_fanout_pending", "index ix_images_unenqueued",
     }  # fmt: skip
     for name in tsql:
         assert tsql[name] == sqlite[name], name

@@ -1,0 +1,18 @@
+"""Fan out one range of a request's images: its image messages, and sub-ranges for the rest.
+
+Both outputs are written by the host only when the invocation succeeds; a host that dies first
+leaves the range message to be delivered again.
+"""
+
+import azure.functions as func
+
+from shared import fanout
+from shared import functions_adapter as adapter
+
+
+def main(msg: func.QueueMessage, ranges: func.Out[list[str]], images: func.Out[list[str]]) -> None:
+    result = fanout.fan_out_range(adapter.queue_text(msg), msg.dequeue_count or 1)
+    if result.sub_ranges:
+        ranges.set(result.sub_ranges)
+    if result.image_messages:
+        images.set(result.image_messages)
