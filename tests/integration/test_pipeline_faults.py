@@ -1,7 +1,7 @@
 """The pipeline under faults, through the local host on real Azurite, Redis and SQLite.
 
-Duplicated and racing messages, Redis losing its state, a webhook that fails, refuses or hangs,
-and a host killed half-way through a fan-out. Each test waits for the pipeline to settle (both
+Duplicated and racing messages, Redis losing its state, a webhook that fails, refuses or hangs
+(a host killed half-way through a fan-out: ``test_staged_fanout.py``). Each test waits for the pipeline to settle (both
 queues empty, every started invocation finished) before it counts anything, so "exactly once"
 is checked on a quiet system rather than at a lucky moment.
 """
@@ -11,24 +11,22 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import requests
 
 from shared.fanin import completion_keys
 from shared.queues import encode, queue_client
 from tests.integration.conftest import csv_for, photo_jpeg
-from tests.support.apphost import AppStack, HostProcess
+from tests.support.apphost import AppStack
 from tests.support.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
 
 pytestmark = pytest.mark.integration
 
-QUEUE_FUNCTIONS = ("process_queue", "notify_queue")
+QUEUE_FUNCTIONS = ("fanout_queue", "process_queue", "notify_queue")
 
 
 # --- observing the stack ----------------------------------------------------------------------------
@@ -70,7 +68,8 @@ def _settled(stack: AppStack) -> bool:
     for function in QUEUE_FUNCTIONS:
         if logs.count(f"Executing 'Functions.{function}'") != logs.count(f"Executed 'Functions.{function}'"):
             return False
-    return _queue_length(stack, "IMAGE_QUEUE_NAME") == 0 and _queue_length(stack, "NOTIFY_QUEUE_NAME") == 0
+    queues = ("FANOUT_QUEUE_NAME", "IMAGE_QUEUE_NAME", "NOTIFY_QUEUE_NAME")
+    return all(_queue_length(stack, setting) == 0 for setting in queues)
 
 
 def _settle(stack: AppStack, request_id: str, timeout_s: float = 60) -> dict[str, Any]:
@@ -331,129 +330,3 @@ def test_webhook_that_hangs_times_out_and_is_retried(make_stack, image_server, w
     assert "timed out" in (attempts[0][3] or "")
     assert document["webhook"]["delivered"] is True and document["webhook"]["attempts"] == 2
     assert webhook.attempts == 2 and len(webhook.deliveries) == 1
-
-
-# --- 5. a host killed half-way through a fan-out ----------------------------------------------------------
-
-# 1,000 images: the sender marks sends in batches of 500, so the first mark leaves ~500 unmarked.
-# (More only slows the test: on a loaded 2-core machine Azurite sends ~60-500 messages a second.)
-FANOUT_PRODUCTS = 50
-FANOUT_URLS_PER_PRODUCT = 20
-
-
-@pytest.fixture()
-def tiny_images() -> Iterator[RunningServer]:
-    """Every path answers the same small JPEG, so a thousand images process in seconds."""
-    jpeg = photo_jpeg(1, size=(64, 48))
-    reply = Reply(body=jpeg, headers={"Content-Type": "image/jpeg"})
-    with serve_in_thread(lambda request: reply) as server:
-        yield server
-
-
-def _big_csv(server: RunningServer) -> str:
-    return csv_for(
-        [[server.url(f"/p{p}/{i}.jpg") for i in range(FANOUT_URLS_PER_PRODUCT)] for p in range(FANOUT_PRODUCTS)]
-    )
-
-
-def _fanout_state(stack: AppStack) -> tuple[str, int, int, bool] | None:
-    rows = _query(
-        stack,
-        "SELECT r.request_id, r.images, (SELECT COUNT(i.enqueued_at) FROM images i"
-        " WHERE i.request_id = r.request_id), r.fanout_completed_at IS NOT NULL FROM requests r",
-    )
-    if not rows:
-        return None
-    request_id, images, enqueued, finished = rows[0]
-    return str(request_id), int(images), int(enqueued), bool(finished)
-
-
-def _kill_mid_fanout(stack: AppStack, csv_text: str, key: str) -> tuple[str, int, int]:
-    """Upload, then SIGKILL the host while the fan-out is part-way; returns (request_id, images, enqueued).
-
-    To make the kill land mid-way every time, the test takes SQLite's write lock as soon as the
-    first batch of sends is marked: the fan-out then waits on its next mark (as it would on a slow
-    database) with the rest unmarked, and is killed right there.
-    """
-    outcome: list[object] = []
-
-    def upload() -> None:
-        try:
-            outcome.append(stack.upload(csv_text, headers={"Idempotency-Key": key}))
-        except requests.RequestException as exc:
-            outcome.append(exc)
-
-    uploader = threading.Thread(target=upload, daemon=True)
-    uploader.start()
-    _wait(
-        lambda: bool(outcome) or ((state := _fanout_state(stack)) is not None and state[2] > 0),
-        60,
-        "the first batch of the fan-out to be marked",
-    )
-    lock = sqlite3.connect(stack.env["SQLITE_PATH"], isolation_level=None, timeout=30)
-    try:
-        lock.execute("BEGIN IMMEDIATE")
-        state = _fanout_state(stack)
-        stack.hosts[0].kill()
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
-    uploader.join(timeout=30)
-    assert state is not None, f"the upload ended before anything was stored: {outcome}"
-    request_id, images, enqueued, finished = state
-    if finished or enqueued == images:
-        pytest.skip(f"the fan-out finished ({enqueued}/{images} marked) before the kill could land")
-    assert 0 < enqueued < images
-    assert outcome and isinstance(outcome[0], requests.RequestException), outcome  # the client saw the crash
-    return request_id, images, enqueued
-
-
-def _unenqueued(stack: AppStack, request_id: str) -> int:
-    return int(
-        _query(stack, "SELECT COUNT(*) FROM images WHERE request_id = ? AND enqueued_at IS NULL", request_id)[0][0]
-    )
-
-
-def _new_host(stack: AppStack) -> HostProcess:
-    host = stack.start_host()
-    stack.hosts.remove(host)
-    stack.hosts.insert(0, host)  # the stack's client methods talk to hosts[0]
-    return host
-
-
-# Messages the killed host had leased come back after this many seconds instead of ten minutes.
-FANOUT_STACK = {"FUNCTIONS_WORKER_PROCESS_COUNT": "1", "DEVHOST_QUEUE_VISIBILITY_SECONDS": "4"}
-
-
-def test_interrupted_fanout_is_resumed_by_retrying_the_upload_with_its_key(make_stack, tiny_images) -> None:
-    stack = make_stack(**FANOUT_STACK)
-    key = f"retry-{uuid.uuid4()}"
-    csv_text = _big_csv(tiny_images)
-    request_id, images, enqueued = _kill_mid_fanout(stack, csv_text, key)
-    assert images == FANOUT_PRODUCTS * FANOUT_URLS_PER_PRODUCT
-    assert _unenqueued(stack, request_id) == images - enqueued
-
-    _new_host(stack)
-    retry = stack.upload(csv_text, headers={"Idempotency-Key": key})
-    assert retry.status_code == 202, retry.text
-    assert retry.json()["request_id"] == request_id and retry.json()["images"] == images
-    assert _unenqueued(stack, request_id) == 0  # the retry sent the rest before answering
-    assert _query(stack, "SELECT COUNT(*) FROM requests")[0][0] == 1
-
-    document = _settle(stack, request_id, timeout_s=120)
-    assert (document["done"], document["failed"]) == (images, 0)
-    assert _outputs(stack, request_id) == [f"{seq:05d}.jpg" for seq in range(images)]
-
-
-def test_interrupted_fanout_is_resumed_by_a_status_query_once_stale(make_stack, tiny_images) -> None:
-    stack = make_stack(FANOUT_STALE_AFTER_SECONDS="1", **FANOUT_STACK)
-    request_id, images, enqueued = _kill_mid_fanout(stack, _big_csv(tiny_images), f"stale-{uuid.uuid4()}")
-
-    _new_host(stack)
-    _wait(lambda: stack.status(request_id).status_code == 200, 30, "a status answer")
-    _wait(lambda: _unenqueued(stack, request_id) == 0, 30, "the status query to resume the fan-out")
-    assert _query(stack, "SELECT fanout_completed_at IS NOT NULL FROM requests")[0][0] == 1
-
-    document = _settle(stack, request_id, timeout_s=120)
-    assert (document["done"], document["failed"]) == (images, 0)
-    assert _outputs(stack, request_id) == [f"{seq:05d}.jpg" for seq in range(images)]
