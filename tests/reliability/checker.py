@@ -73,6 +73,9 @@ class JobCheck:
         return total
 
 
+QUEUE_SETTINGS = ("FANOUT_QUEUE_NAME", "IMAGE_QUEUE_NAME", "NOTIFY_QUEUE_NAME")
+
+
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection to the stack's SQLite file (WAL: it never blocks the app's writers)."""
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
@@ -146,7 +149,7 @@ def queue_depth(stack: AppStack, queue_name: str) -> int:
 
 
 def queues_drained(stack: AppStack) -> bool:
-    return all(queue_depth(stack, stack.env[name]) == 0 for name in ("IMAGE_QUEUE_NAME", "NOTIFY_QUEUE_NAME"))
+    return all(queue_depth(stack, stack.env[name]) == 0 for name in QUEUE_SETTINGS)
 
 
 def settle_and_check(
@@ -314,7 +317,7 @@ def _check_webhook(
 
 
 def _check_poison(stack: AppStack, check: JobCheck) -> None:
-    for name in ("IMAGE_QUEUE_NAME", "NOTIFY_QUEUE_NAME"):
+    for name in QUEUE_SETTINGS:
         with suppress(ResourceNotFoundError):
             depth = queue_depth(stack, f"{stack.env[name]}-poison")
             if depth:

@@ -1,21 +1,18 @@
-"""At-least-once delivery taken literally: every image message twice, and a fan-out cut short."""
+"""At-least-once delivery taken literally: every image message twice, and a staged fan-out cut short."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sqlite3
-import time
-import uuid
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-import requests
 
 from shared.queues import encode, queue_client
-from tests.reliability.checker import connect_readonly, image_counts, settle_and_check
-from tests.reliability.jobs import JOB_IMAGES, Background, image_urls, job_csv, upload_job
+from tests.reliability.checker import connect_readonly, image_counts, query, settle_and_check, wait_until
+from tests.reliability.jobs import JOB_IMAGES, image_urls, upload_job
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -25,6 +22,8 @@ def test_every_image_message_delivered_twice(make_stack, image_server, webhook, 
     stack = make_stack()
     urls = image_urls(image_server, delay_s=0.3)
     request_id = upload_job(stack, urls, webhook.url)
+    fanned_out = "SELECT fanout_completed_at IS NOT NULL FROM requests WHERE request_id = ?"
+    assert wait_until(lambda: query(stack, fanned_out, (request_id,)) == [(1,)], 30, 0.01)
     with closing(queue_client(stack.azurite.connection_string, stack.env["IMAGE_QUEUE_NAME"])) as queue:
         for seq, url in enumerate(urls):
             queue.send_message(encode({"request_id": request_id, "seq": seq, "url": url, "total": len(urls)}))
@@ -49,20 +48,23 @@ def _fanout_state(path: Path) -> tuple[bool, int] | None:
     return None if row is None else (bool(row[0]), int(row[1]))
 
 
-def _kill_during_fanout(stack, azurite, campaign) -> tuple[bool, int]:  # type: ignore[no-untyped-def]
-    """SIGKILL the host once the request's rows are committed and its fan-out has not finished.
+# 100 images, 5 a leaf, 3 sub-ranges a split: 22 fan-out invocations over four levels.
+STAGED_IMAGES = 100
+STAGED = {"FANOUT_LEAF_SIZE": "5", "FANOUT_BRANCHING": "3"}
 
-    The fan-out of 50 messages takes a fraction of a second, so the moment the rows appear the
-    test freezes Azurite (SIGSTOP): the sends then hang, the kill lands inside the fan-out for
-    sure, and Azurite resumes afterwards with whatever it had accepted.
-    """
+
+def test_host_killed_during_a_staged_fanout_is_resumed_by_the_queue(
+    make_stack, image_server, webhook, azurite, campaign
+) -> None:
+    """Host killed mid staged fan-out, resumed by the queue"""
+    # Leases of the dead host's messages come back after 3 s; no sweep (its stale age stays 300 s).
+    stack = make_stack(DEVHOST_QUEUE_VISIBILITY_SECONDS="3", **STAGED)
+    urls = image_urls(image_server, STAGED_IMAGES)
+    request_id = upload_job(stack, urls, webhook.url)  # the 202: the client does nothing more
     path = Path(stack.env["SQLITE_PATH"])
-    state = None
-    deadline = time.monotonic() + 30
-    while state is None and time.monotonic() < deadline:
-        state = _fanout_state(path)
-        time.sleep(0.002)
-    assert state is not None, "the upload never stored its request"
+    assert wait_until(lambda: ((state := _fanout_state(path)) is not None and state[1] > 0), 30, 0.002)
+    # A fan-out invocation has marked its images and the host is writing its outputs: freeze
+    # Azurite (SIGSTOP) so the writes hang, and kill the host right there.
     os.kill(azurite.proc.pid, signal.SIGSTOP)
     try:
         state = _fanout_state(path)
@@ -70,40 +72,11 @@ def _kill_during_fanout(stack, azurite, campaign) -> tuple[bool, int]:  # type: 
         stack.hosts[0].kill()
     finally:
         os.kill(azurite.proc.pid, signal.SIGCONT)
-    campaign.fault(f"host killed with fan-out {'finished' if state[0] else 'unfinished'}, {state[1]} marked enqueued")
-    return state
-
-
-@pytest.mark.parametrize("resume_by", ["idempotent-retry", "status-query"])
-def test_upload_interrupted_during_fanout_is_resumed(
-    make_stack, image_server, webhook, azurite, campaign, resume_by: str
-) -> None:
-    """Upload killed mid-fan-out, resumed"""
-    stack = make_stack(DEVHOST_QUEUE_VISIBILITY_SECONDS="3", FANOUT_STALE_AFTER_SECONDS="1")
-    urls = image_urls(image_server)
-    key = f"reliability-{uuid.uuid4()}"
-    upload = Background(stack.upload, job_csv(urls), webhook_url=webhook.url, headers={"Idempotency-Key": key})
-    upload.start()
-    finished, marked = _kill_during_fanout(stack, azurite, campaign)
-    upload.join(timeout=60)
-    assert not finished and marked < JOB_IMAGES, "the kill missed the fan-out"
-    assert isinstance(upload.error, requests.ConnectionError), (upload.result, upload.error)
-    [request_id] = [row[0] for row in connect_readonly(Path(stack.env["SQLITE_PATH"])).execute(
-        "SELECT request_id FROM requests")]  # fmt: skip
-    host = stack.start_host()
-    if resume_by == "idempotent-retry":
-        response = requests.post(
-            f"{host.base_url}/upload",
-            files={"file": ("p.csv", job_csv(urls), "text/csv")},
-            data={"webhook_url": webhook.url},
-            headers={"Idempotency-Key": key},
-            timeout=60,
-        )
-        assert response.status_code == 202 and response.json()["request_id"] == request_id, response.text
-    else:
-        time.sleep(1.1)  # FANOUT_STALE_AFTER_SECONDS
-        response = requests.get(f"{host.base_url}/status/{request_id}", timeout=60)
-        assert response.status_code == 200, response.text
-    assert image_counts(stack, request_id)["enqueued"] == JOB_IMAGES
-    check = campaign.record(settle_and_check(stack, request_id, JOB_IMAGES, webhook))
+    finished, marked = state
+    campaign.fault(f"host killed with the fan-out {'finished' if finished else 'unfinished'}, {marked} marked")
+    assert not finished and marked < STAGED_IMAGES, "the kill missed the fan-out"
+    stack.start_host()
+    check = campaign.record(settle_and_check(stack, request_id, STAGED_IMAGES, webhook))
     assert check.ok, check.problems
+    assert image_counts(stack, request_id)["enqueued"] == STAGED_IMAGES
+    assert [row[0] for row in query(stack, "SELECT COUNT(*) FROM requests")] == [1]  # no client retry
