@@ -59,15 +59,11 @@ def process_image(body: str, dequeue_count: int) -> ProcessResult:
     """Handle one image message; raises to have the queue retry a transient failure."""
     task = parse_task(body)
     store = services.store()
-    status = store.image_status(task.request_id, task.seq)
+    status = store.start_image(task.request_id, task.seq)
     if status is None:
         logger.warning("image %s/%d is not in the database; dropping the message", task.request_id, task.seq)
         return ProcessResult(Outcome.UNKNOWN, None)
-    if status.terminal:
-        outcome = Outcome.ALREADY
-    else:
-        store.mark_started(task.request_id, task.seq)
-        outcome = _work(task, dequeue_count)
+    outcome = Outcome.ALREADY if status.terminal else _work(task, dequeue_count)
     fires = _count_completion(task)
     if fires:
         logger.info("request %s: last image finished, notifying", task.request_id)

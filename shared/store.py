@@ -224,6 +224,15 @@ class Store:
     def mark_started(self, request_id: str, seq: int) -> None:
         self._update(sql.MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
 
+    def start_image(self, request_id: str, seq: int) -> ImageStatus | None:
+        """Count an attempt at a Pending image and return PENDING; else its status (None if unknown).
+
+        One statement in the common case (the image is Pending) instead of a read and a write.
+        """
+        if self._update(sql.START_PENDING, (self.dialect.to_db(_now()), request_id, seq)):
+            return ImageStatus.PENDING
+        return self.image_status(request_id, seq)
+
     def _finish_image(self, statement: str, params: Sequence[Any], request_id: str, now: Any) -> bool:
         def work(cursor: DBAPICursor) -> bool:
             cursor.execute(statement, params)

@@ -48,6 +48,10 @@ MARK_STARTED = (
     "UPDATE images SET started_at = COALESCE(started_at, ?), attempts = attempts + 1"
     " WHERE request_id = ? AND seq = ?"
 )
+START_PENDING = (
+    "UPDATE images SET started_at = COALESCE(started_at, ?), attempts = attempts + 1"
+    " WHERE request_id = ? AND seq = ? AND status = 'Pending'"
+)
 RECORD_DONE = (
     "UPDATE images SET status = 'Done', output_url = ?, error = NULL, bytes_in = ?, bytes_out = ?,"
     " width = ?, height = ?, format = ?, quality = ?, download_ms = ?, process_ms = ?, store_ms = ?,"

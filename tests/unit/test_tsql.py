@@ -91,6 +91,7 @@ def exercise_every_method(store: Store) -> None:
     store.take_over_delivery_claim(rid, 1, "sending", now)
     store.image_status(rid, 0)
     store.mark_started(rid, 0)
+    store.start_image(rid, 0)
     store.record_done(rid, 0, ImageOutcome("https://o.example/0.jpg", 10, 5, 1, 1, "JPEG", 50, 1, 1, 1))
     store.record_failed(rid, 1, "gone")
     store.terminal_seqs(rid)
