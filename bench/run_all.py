@@ -2,9 +2,12 @@
 
 Runs, each as its own process (a failure is reported and the others still run): the kernel
 ceiling, the pipeline (which reads the kernel's result of this run for its ratio), fan-out,
-scaling, memory; then ``bench.report``. Sized to finish in about 10 minutes on a quiet 2-core
-machine, photo generation included; ``--quick`` shrinks every size for a smoke run (~3 minutes),
-``--full`` runs the job-size series on 2 MP photos instead of 0.5 MP (about 4 minutes more).
+scaling, memory, issue 9's targets (with their own kernel run; they rewrite their section of
+BENCHMARKS.md and docs/fanout_timeline.png except in ``--quick``); then ``bench.report``.
+Sized to finish in about 12 minutes on a quiet 2-core machine, photo generation included;
+``--quick`` shrinks every size for a smoke run (~3 minutes), ``--full`` runs the job-size series
+on 2 MP photos instead of 0.5 MP (about 4 minutes more) and the 10,000 x 20 limit case of the
+targets (202 and fan-out only, processing disabled).
 
 Usage: ``python -m bench.run_all [--quick | --full]``.
 """
@@ -30,6 +33,7 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
             ("fanout", ["--sizes", "1000", "--repeats", "1"]),
             ("scaling", ["--workers", "1,2", "--count", "200", "--sizes", "100,500"]),
             ("memory", ["--photos", "8", "--threads", "8", "--skip-csv"]),
+            ("targets", ["--count", "60", "--concurrent", "2x30", "--big", "1000", "--repeats", "1", "--no-write"]),
             ("report", []),
         ]
     return [
@@ -50,6 +54,8 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
             ],
         ),
         ("memory", ["--photos", "32", "--threads", "8,2"]),
+        ("targets", ["--count", "200", "--concurrent", "4x50", "--big", "5000", "--repeats", "2"]
+         + (["--limit"] if full else [])),
         ("report", []),
     ]
 
