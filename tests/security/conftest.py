@@ -61,6 +61,7 @@ def secure_stack(make_stack, tmp_path) -> Callable[..., SecureStack]:  # noqa: F
 # Settings that keep a stack from ever downloading or posting anything: uploads are stored and
 # queued, but no queue function runs (used where the input is random and may name any host).
 NO_QUEUE_FUNCTIONS = {
+    "AzureWebJobs.fanout_queue.Disabled": "true",
     "AzureWebJobs.process_queue.Disabled": "true",
     "AzureWebJobs.notify_queue.Disabled": "true",
 }
