@@ -4,13 +4,20 @@ Both outputs are written by the host only when the invocation succeeds; a host t
 leaves the range message to be delivered again.
 """
 
+from typing import List  # noqa: UP035
+
 import azure.functions as func
 
 from shared import fanout
 from shared import functions_adapter as adapter
 
+# typing.List, not list: the worker's queue output converter (azure-functions,
+# QueueMessageOutConverter.check_output_type_annotation) recognises only typing generics and
+# refuses to load a function whose output is annotated func.Out[list[str]].
+Messages = List[str]  # noqa: UP006
 
-def main(msg: func.QueueMessage, ranges: func.Out[list[str]], images: func.Out[list[str]]) -> None:
+
+def main(msg: func.QueueMessage, ranges: func.Out[Messages], images: func.Out[Messages]) -> None:
     result = fanout.fan_out_range(adapter.queue_text(msg), msg.dequeue_count or 1)
     if result.sub_ranges:
         ranges.set(result.sub_ranges)

@@ -417,3 +417,20 @@ def test_the_sweep_restarts_only_fan_outs_that_made_no_progress(
     assert [json.loads(m)["request_id"] for m in restarts.value] == [stuck]
     assert {(m["request_id"], m["seq"]) for m in run_fan_out(restarts.value)} == {(stuck, 0), (stuck, 1)}
     assert done != stuck
+
+
+@pytest.mark.parametrize("module", [upload_http, process_queue, notify_queue, fanout_queue, fanout_sweep])
+def test_the_worker_accepts_every_output_annotation(module: Any) -> None:
+    """The Python worker refuses to load a function whose output annotation its converter rejects
+    (azure-functions: ``QueueMessageOutConverter.check_output_type_annotation``; ``list[str]`` is
+    rejected, ``typing.List[str]`` accepted)."""
+    import typing
+
+    from azure.functions.queue import QueueMessageOutConverter
+
+    bindings = json.loads((Path(module.__file__).parent / "function.json").read_text())["bindings"]
+    hints = typing.get_type_hints(module.main)
+    for binding in bindings:
+        if binding["type"] == "queue" and binding["direction"] == "out":
+            (inner,) = typing.get_args(hints[binding["name"]])
+            assert QueueMessageOutConverter.check_output_type_annotation(inner), binding["name"]
