@@ -28,6 +28,8 @@ MAX_PROBLEMS = 100
 MAX_CELL_CHARS = 64 * 1024
 MAX_LINE_BYTES = 1024 * 1024
 MAX_NAME_CHARS = 1000
+# The brief's CSV has three columns plus spilled URLs; far wider files are refused, not parsed.
+MAX_COLUMNS = 200
 
 SERIAL_HEADERS = frozenset({"sno", "serialnumber", "serialno", "srno", "serial"})
 NAME_HEADERS = frozenset({"productname"})
@@ -83,6 +85,8 @@ class _Columns:
         self.serial = self._find(SERIAL_HEADERS, "S. No.")
         self.name = self._find(NAME_HEADERS, "Product Name")
         self.urls = self._find(URLS_HEADERS, "Input Image Urls")
+        # Decided once: asking per row rescanned the whole header for every row (quadratic).
+        self._spills = not any(self.names[self.urls + 1 :])
 
     def _find(self, accepted: frozenset[str], label: str) -> int:
         found = [i for i, cell in enumerate(self.names) if _normalise_header(cell) in accepted]
@@ -96,10 +100,7 @@ class _Columns:
 
     def spill_indexes(self, row_width: int) -> range:
         """Cells after the URL column that have no header of their own hold spilled URLs."""
-        first = self.urls + 1
-        if any(self.names[i] for i in range(first, self.width)):
-            return range(0)
-        return range(first, row_width)
+        return range(self.urls + 1, row_width) if self._spills else range(0)
 
 
 class _Parser:
@@ -130,6 +131,10 @@ class _Parser:
             last_line = reader.line_num
             if not any(cell.strip() for cell in cells):
                 continue
+            if len(cells) > MAX_COLUMNS:
+                what = "the header has" if columns is None else "row has"
+                noun = "columns" if columns is None else "cells"
+                raise _FatalInput(Problem(f"{what} {len(cells)} {noun}, at most {MAX_COLUMNS}", line=start))
             if columns is None:
                 columns = _Columns(cells, start)
                 if columns.problems:
