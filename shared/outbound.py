@@ -6,11 +6,16 @@ once and connects to exactly the address it checked (``requests-hardened`` pins 
 DNS answer that changes between the check and the connect cannot slip through). ``check_url`` is a
 cheaper pre-check for callers that want to reject a URL early (e.g. at upload); it is not the guard.
 
+Refused whatever the allowlist says: cloud platform addresses (``_PLATFORM_ADDRESSES``: Azure's
+WireServer 168.63.129.16, which ``ipaddress`` counts as public, and the metadata services).
 Refused unless the allowlist opens them: loopback, private, link-local (cloud metadata at
 169.254.169.254), shared/CGNAT 100.64.0.0/10, multicast, reserved, unspecified, and the IPv6 forms
 that embed an IPv4 address (mapped ``::ffff:a.b.c.d``, compatible ``::a.b.c.d``, 6to4, NAT64).
 Legacy IPv4 spellings (``2130706433``, ``0177.0.0.1``, ``127.1``) are resolved like the C library
 does, so they are judged by the address they really mean.
+
+A refusal says "address not allowed" and names the host the client gave, never what kind of address
+the name resolved to (that would let a client map internal names); the kind is logged.
 
 requests-hardened can only be told to allow loopback addresses, so the allowlist may open loopback
 networks (for local runs and tests) and nothing else that is not public; ``build_session`` refuses
@@ -63,6 +68,16 @@ _EMBEDDING_OR_SPECIAL = tuple(
     )
 )
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+# Cloud platform endpoints, refused even where the allowlist opens their network.
+_PLATFORM_ADDRESSES = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "168.63.129.16/32",  # Azure WireServer, platform DNS and health probes (a public address)
+        "169.254.169.254/32",  # instance metadata: Azure IMDS, AWS, GCP (also link-local)
+        "169.254.170.2/32",  # AWS ECS task metadata (also link-local)
+        "fd00:ec2::254/128",  # AWS IMDS over IPv6 (also unique-local)
+    )
+)
 _RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 _BAD_URL_ERRORS = (
     requests.exceptions.InvalidSchema,
@@ -75,6 +90,8 @@ def refusal_reason(address: IPAddress, allowlist: Iterable[IPNetwork] = ()) -> s
     """Why connecting to ``address`` is not allowed, or None if it is."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # the kernel connects to the IPv4 address it embeds
+    if any(address in network for network in _PLATFORM_ADDRESSES if network.version == address.version):
+        return "a cloud platform"
     if any(address in network for network in allowlist if network.version == address.version):
         return None
     checks: tuple[tuple[bool, str], ...] = (
@@ -92,6 +109,11 @@ def refusal_reason(address: IPAddress, allowlist: Iterable[IPNetwork] = ()) -> s
         if refused:
             return f"{kind} address"
     return None
+
+
+def _refused(host: str, reason: str) -> UrlRefused:
+    logger.info("refused host %s: it resolves to %s address", host, reason.removesuffix(" address"))
+    return UrlRefused(f"refused: address not allowed (host {host})")
 
 
 def _host_of(url: str) -> str:
@@ -139,7 +161,7 @@ def check_url(url: str, allowlist: Iterable[IPNetwork]) -> None:
     for address in addresses:
         reason = refusal_reason(address, allowlist)
         if reason is not None:
-            raise UrlRefused(f"refused: host {host} resolves to {reason}")
+            raise _refused(host, reason)
 
 
 class _GuardedAdapter(IPFilterAdapter):  # type: ignore[misc]  # the library ships no type hints
@@ -166,11 +188,11 @@ class _GuardedAdapter(IPFilterAdapter):  # type: ignore[misc]  # the library shi
         except InvalidIPAddress as exc:
             address = exc.args[0] if exc.args else None
             kind = refusal_reason(address) if isinstance(address, IPAddress) else None
-            raise UrlRefused(f"refused: host {host} resolves to {kind or 'a non-public address'}") from None
+            raise _refused(host, kind or "a non-public address") from None
         pinned = ipaddress.ip_address(str(host_params["host"]).strip("[]"))
         reason = refusal_reason(pinned, self._allowlist)
         if reason is not None:
-            raise UrlRefused(f"refused: host {host} resolves to {reason}")
+            raise _refused(host, reason)
         return host_params, pool_kwargs
 
 
