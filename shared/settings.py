@@ -173,6 +173,10 @@ class Settings:
         quality = _int(env, "JPEG_QUALITY", 50, minimum=1)
         if quality > 95:
             raise ConfigError(f"JPEG_QUALITY must be at most 95, got {quality}")
+        public_base_url = _optional_http_url(env, "OUTPUT_PUBLIC_BASE_URL")
+        if env.get("WEBSITE_INSTANCE_ID", "").strip() and output_storage == "local" and not public_base_url:
+            # In Azure, local outputs would be file:// paths of a worker's disk shown to clients.
+            raise ConfigError("running in Azure: set OUTPUT_STORAGE=blob, or OUTPUT_PUBLIC_BASE_URL for local outputs")
         ratio = _float(env, "SIZE_TARGET_RATIO", 0.0)
         if ratio >= 1.0:
             raise ConfigError(f"SIZE_TARGET_RATIO must be below 1 (0 turns it off), got {ratio}")
@@ -185,7 +189,7 @@ class Settings:
             redis_url=Secret(_text(env, "REDIS_URL", "redis://127.0.0.1:6379/0")),
             output_storage=output_storage,
             output_dir=Path(_text(env, "OUTPUT_DIR", "processed_images")),
-            output_public_base_url=_optional_http_url(env, "OUTPUT_PUBLIC_BASE_URL"),
+            output_public_base_url=public_base_url,
             output_container=_text(env, "OUTPUT_CONTAINER", "processed-images"),
             jpeg_quality=quality,
             size_target_ratio=ratio,
