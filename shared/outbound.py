@@ -41,6 +41,8 @@ from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
 from shared.errors import ConfigError, PermanentFailure, TransientFailure, UrlRefused
+from shared.http_deadline import install as install_deadline_pools
+from shared.http_deadline import total_deadline
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -174,6 +176,10 @@ class _GuardedAdapter(IPFilterAdapter):  # type: ignore[misc]  # the library shi
         )
         self._allowlist = allowlist
 
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        install_deadline_pools(self.poolmanager)  # every socket watched by the caller's total deadline
+
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         _check_form(request.url or "")  # every hop, including redirects, before any connection
         response: requests.Response = super().send(request, *args, **kwargs)
@@ -250,13 +256,29 @@ def download(
     Raises UrlRefused (permanent) for a refused URL or address, PermanentFailure for 4xx (except
     408/429), too many redirects or a body over the limit, TransientFailure for 5xx, 408, 429,
     connection errors and timeouts. The total deadline defaults to a connect timeout plus
-    ``DEFAULT_TOTAL_READ_TIMEOUTS`` read timeouts; it may be overrun by at most one read timeout.
+    ``DEFAULT_TOTAL_READ_TIMEOUTS`` read timeouts; it covers connect, TLS, headers and body (see
+    ``shared.http_deadline``), redirects included.
     """
     if not isinstance(session, GuardedSession):
         raise TypeError("download needs the guarded session from build_session")
     host, _ = _check_form(url)
     if total_timeout_s is None:
         total_timeout_s = connect_timeout_s + DEFAULT_TOTAL_READ_TIMEOUTS * read_timeout_s
+    too_slow = TransientFailure(f"download from {host} took longer than {total_timeout_s:g}s")
+    with total_deadline(total_timeout_s) as scope:
+        try:
+            return _download(session, url, host, max_bytes, connect_timeout_s, read_timeout_s, total_timeout_s)
+        except (TransientFailure, PermanentFailure) as exc:
+            # The watchdog cut the connection: say so, rather than "the connection broke".
+            if scope.expired and not isinstance(exc, UrlRefused):
+                raise too_slow from None
+            raise
+
+
+def _download(
+    session: requests.Session, url: str, host: str, max_bytes: int, connect_timeout_s: float,
+    read_timeout_s: float, total_timeout_s: float,
+) -> bytes:
     deadline = time.monotonic() + total_timeout_s
 
     def _stop_redirects_after_deadline(response: requests.Response, *args: Any, **kwargs: Any) -> None:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from shared.errors import ConfigError, UrlRefused
+from shared.http_deadline import total_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -145,16 +146,22 @@ class WebhookSender:
             **signed_headers(self._secret, body, delivery_id, time.time()),
         }
         where = redact_url(url)
+        timed_out = f"timed out after {self._timeout_s:g}s"
         try:
+            # One deadline for connect, TLS, the request and the answer's headers: an answer that
+            # trickles in after it is not a delivery (and the claim expiry assumes sends end in time).
             # stream=True: the receiver's body is never read, so a huge answer costs nothing.
-            with self._session.post(url, data=body, headers=headers, timeout=self._timeout_s,
-                                    allow_redirects=False, stream=True) as response:
+            with total_deadline(self._timeout_s) as scope, self._session.post(
+                url, data=body, headers=headers, timeout=self._timeout_s, allow_redirects=False, stream=True
+            ) as response:
                 status = response.status_code
         except UrlRefused as exc:
-            return self._give_up(where, delivery_id, f"refused: {self._scrub(str(exc), url)}")
+            return self._give_up(where, delivery_id, self._scrub(str(exc), url))
         except requests.Timeout:
-            return self._retry(where, delivery_id, None, "timed out")
+            return self._retry(where, delivery_id, None, timed_out)
         except requests.ConnectionError as exc:
+            if scope.expired:
+                return self._retry(where, delivery_id, None, timed_out)
             return self._retry(where, delivery_id, None, f"connection failed ({type(exc).__name__})")
         except requests.RequestException as exc:
             # Invalid URL, refused address (requests-hardened's InvalidIPAddress), too many redirects.
