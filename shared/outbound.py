@@ -40,6 +40,7 @@ from requests_hardened.config import Config
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
+from shared.address_policy import IPAddress, IPNetwork, is_public_network, refusal_reason
 from shared.errors import ConfigError, PermanentFailure, TransientFailure, UrlRefused
 from shared.http_deadline import install as install_deadline_pools
 from shared.http_deadline import total_deadline
@@ -47,8 +48,6 @@ from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 USER_AGENT = "imgpipe/0.1 (+image compression service)"
 ALLOWED_SCHEMES = frozenset({"http", "https"})
@@ -56,61 +55,12 @@ READ_CHUNK_BYTES = 64 * 1024
 # Without an explicit total deadline a download may take this many read timeouts (plus a connect).
 DEFAULT_TOTAL_READ_TIMEOUTS = 3
 
-# Ranges ``ipaddress`` counts as global although they reach something else than the public internet.
-_EMBEDDING_OR_SPECIAL = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "192.0.0.0/24",  # IETF protocol assignments
-        "192.88.99.0/24",  # 6to4 relay anycast
-        "2002::/16",  # 6to4: embeds an IPv4 address
-        "64:ff9b::/96",  # NAT64: embeds an IPv4 address
-        "64:ff9b:1::/48",  # local-use NAT64
-        "2001::/32",  # Teredo
-        "fec0::/10",  # deprecated site-local
-    )
-)
-_SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
-# Cloud platform endpoints, refused even where the allowlist opens their network.
-_PLATFORM_ADDRESSES = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "168.63.129.16/32",  # Azure WireServer, platform DNS and health probes (a public address)
-        "169.254.169.254/32",  # instance metadata: Azure IMDS, AWS, GCP (also link-local)
-        "169.254.170.2/32",  # AWS ECS task metadata (also link-local)
-        "fd00:ec2::254/128",  # AWS IMDS over IPv6 (also unique-local)
-    )
-)
 _RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 _BAD_URL_ERRORS = (
     requests.exceptions.InvalidSchema,
     requests.exceptions.InvalidURL,
     requests.exceptions.MissingSchema,
 )
-
-
-def refusal_reason(address: IPAddress, allowlist: Iterable[IPNetwork] = ()) -> str | None:
-    """Why connecting to ``address`` is not allowed, or None if it is."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # the kernel connects to the IPv4 address it embeds
-    if any(address in network for network in _PLATFORM_ADDRESSES if network.version == address.version):
-        return "a cloud platform"
-    if any(address in network for network in allowlist if network.version == address.version):
-        return None
-    checks: tuple[tuple[bool, str], ...] = (
-        (address.is_unspecified, "an unspecified"),
-        (address.is_loopback, "a loopback"),
-        (address.is_link_local, "a link-local"),
-        (address.is_multicast, "a multicast"),
-        (address.is_private, "a private"),
-        (isinstance(address, ipaddress.IPv4Address) and address in _SHARED_ADDRESS_SPACE, "a shared (CGNAT)"),
-        (address.is_reserved, "a reserved"),
-        (any(address in net for net in _EMBEDDING_OR_SPECIAL if net.version == address.version), "a special"),
-        (not address.is_global, "a non-public"),
-    )
-    for refused, kind in checks:
-        if refused:
-            return f"{kind} address"
-    return None
 
 
 def _refused(host: str, reason: str) -> UrlRefused:
@@ -211,7 +161,7 @@ class GuardedSession(HTTPSession):  # type: ignore[misc]  # the library ships no
 def build_session(settings: Settings) -> requests.Session:
     """The hardened, pooled session for all outbound HTTP (one per process: the caller caches it)."""
     allowlist = tuple(settings.outbound_allowlist)
-    unsupported = [n for n in allowlist if not n.is_loopback and not _is_public(n)]
+    unsupported = [n for n in allowlist if not n.is_loopback and not is_public_network(n)]
     if unsupported:
         raise ConfigError(
             "OUTBOUND_ALLOWLIST may open loopback networks only; refusing "
@@ -235,11 +185,6 @@ def build_session(settings: Settings) -> requests.Session:
     # One session serves every client's URLs: a cookie set by one server must not follow later requests.
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
-
-
-def _is_public(network: IPNetwork) -> bool:
-    ends = (network.network_address, network.broadcast_address)
-    return all(refusal_reason(address) is None for address in ends)
 
 
 def download(

@@ -132,3 +132,13 @@ def test_any_decoder_or_encoder_exception_is_a_permanent_failure(monkeypatch, er
     monkeypatch.setattr(imaging, "_compress_opened", broken)
     with pytest.raises(PermanentFailure, match="could not be decoded or encoded"):
         compress_image(bombs.tiff_pages((8, 8)), max_pixels=MAX_PIXELS)
+
+
+def test_the_per_image_deadline_is_checked_between_frames(monkeypatch) -> None:
+    """Decoders cannot be interrupted; between frames and encodes the deadline is looked at."""
+    import shared.imaging as imaging
+
+    monkeypatch.setattr(imaging, "DECODE_DEADLINE_S", 0.0)
+    data = bombs.gif_with_frames((64, 64), [bombs._gif_frame(64, 64, colour=i % 2) for i in range(3)])
+    with pytest.raises(PermanentFailure, match="image too complex: not decoded within 0s"):
+        compress_image(data, max_pixels=MAX_PIXELS)

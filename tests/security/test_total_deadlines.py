@@ -68,3 +68,13 @@ def test_a_webhook_answered_in_time_is_delivered(loopback_session) -> None:
     with trickling_server(b"HTTP/1.1 204 No Content\r\n\r\n", 0.0) as server:
         result = sender.send(server.url + "/hook", {"request_id": "r"}, "delivery-1")
     assert result.verdict is DeliveryVerdict.DELIVERED and result.status_code == 204
+
+
+def test_a_tls_handshake_that_trickles_stops_at_the_total_deadline(loopback_session) -> None:
+    """The socket is watched from the TCP connect on, before TLS: a server can trickle its hello too."""
+    handshake_record = b"\x16\x03\x03\x40\x00" + b"\x02" * 200  # announces 16 KB, sends a byte at a time
+    with (trickling_server(handshake_record, INTERVAL_S) as server,
+          pytest.raises(TransientFailure, match="took longer than 1s")):
+        download(loopback_session, server.url.replace("http://", "https://") + "/a.jpg", max_bytes=1000,
+                 connect_timeout_s=2.0, read_timeout_s=2.0, total_timeout_s=1.0)
+    assert server.sent_when_client_left[0] < len(handshake_record) // 2
