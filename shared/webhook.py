@@ -10,7 +10,7 @@ The timestamp lets a receiver reject a replay outside a short window; the delive
 too, lets it drop a duplicate inside the window (a captured delivery re-sent under a new id no
 longer verifies). Each receiver URL has its own key, derived from WEBHOOK_SECRET by
 ``receiver_key``: one receiver's key cannot sign for another (several tenants of one webhook host
-included, hence the whole URL and not only its origin). An operator gives a receiver its key with
+included, hence the URL's path and not only its origin). An operator gives a receiver its key with
 ``python -m shared.webhook_keys <webhook URL>``. Redirects are not followed: a POST turned into a
 GET by a 301/302 would "succeed" without delivering anything.
 """
@@ -63,14 +63,18 @@ class DeliveryResult:
 
 
 def canonical_receiver_url(url: str) -> str:
-    """``url`` as its key is derived from: scheme and host lower-cased, port explicit, no fragment."""
+    """``url`` as its key is derived from: scheme and host lower-cased, port explicit, path kept.
+
+    The query and fragment are left out: they carry tokens that receivers rotate, and a tenant
+    of a shared webhook host is told apart by its path.
+    """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
     port = parts.port or (443 if scheme == "https" else 80)
-    return urlunsplit((scheme, f"{host}:{port}", parts.path or "/", parts.query, ""))
+    return urlunsplit((scheme, f"{host}:{port}", parts.path or "/", "", ""))
 
 
 def receiver_key(secret: str, url: str) -> str:

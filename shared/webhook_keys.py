@@ -2,8 +2,9 @@
 
     WEBHOOK_SECRET=... python -m shared.webhook_keys https://hooks.example.com/imgpipe
 
-The key is derived from WEBHOOK_SECRET and the exact webhook URL (see ``shared.webhook``), so it
-is the same on every instance and needs no storage; rotating WEBHOOK_SECRET changes every key.
+The key is derived from WEBHOOK_SECRET and the webhook URL without its query (see
+``shared.webhook``), so it is the same on every instance and needs no storage; rotating
+WEBHOOK_SECRET changes every key.
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ def test_one_receivers_key_cannot_sign_for_another_on_the_same_host() -> None:
 
 @pytest.mark.parametrize("spelling", ["HTTPS://Hooks.Example.COM/tenant-a/imgpipe",
                                       "https://hooks.example.com:443/tenant-a/imgpipe",
-                                      "https://hooks.example.com/tenant-a/imgpipe#fragment"])
+                                      "https://hooks.example.com/tenant-a/imgpipe#fragment",
+                                      "https://hooks.example.com/tenant-a/imgpipe?token=rotated-often"])
 def test_the_key_does_not_depend_on_how_the_same_url_is_spelled(spelling) -> None:
     assert canonical_receiver_url(spelling) == "https://hooks.example.com:443/tenant-a/imgpipe"
     assert receiver_key(SECRET, spelling) == receiver_key(SECRET, HOOK)
