@@ -153,11 +153,11 @@ class _Parser:
 
     def parse_row(self, columns: _Columns, cells: list[str], line: int) -> None:
         before = len(self.problems)
-        for index, cell in enumerate(cells):
-            if len(cell) > MAX_CELL_CHARS:
-                column = columns.names[index] if index < columns.width else None
-                self.add(f"cell is longer than {MAX_CELL_CHARS} characters", line, column)
-        if len(self.problems) > before:
+        if max(map(len, cells), default=0) > MAX_CELL_CHARS:  # one C-level pass; the loop only names the cells
+            for index, cell in enumerate(cells):
+                if len(cell) > MAX_CELL_CHARS:
+                    column = columns.names[index] if index < columns.width else None
+                    self.add(f"cell is longer than {MAX_CELL_CHARS} characters", line, column)
             return
         if len(cells) <= max(columns.serial, columns.name, columns.urls):
             self.add(f"row has {len(cells)} cells, the header has {columns.width}", line)
@@ -189,8 +189,9 @@ class _Parser:
         column = columns.names[columns.urls]
         pieces = cells[columns.urls].split(",")
         for index in columns.spill_indexes(len(cells)):
-            pieces.extend(cells[index].split(","))
-        urls = tuple(piece.strip() for piece in pieces if piece.strip())
+            if cells[index]:
+                pieces.extend(cells[index].split(","))
+        urls = tuple(filter(None, map(str.strip, pieces)))
         if not urls:
             self.add("no image URL given", line, column)
         elif len(urls) > self.max_urls_per_row:
