@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ def bicep_files() -> list[Path]:
     return sorted(INFRA.rglob("*.bicep"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def parse(path: Path) -> dict[str, Any]:
     parsed: dict[str, Any] = BicepParser().parse(text=path.read_text(encoding="utf-8"))
     return parsed

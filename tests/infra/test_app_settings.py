@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.bicep_model import ROOT, app_settings, resolve, settings_registry
 from tests.infra.bicep_model import FUNCTION_APP as TEMPLATE
+from tests.infra.bicep_model import ROOT, app_settings, resolve, settings_registry
 
 _BINDING_EXPRESSION = re.compile(r"%([^%]+)%")
 

@@ -74,7 +74,11 @@ def _queue_names() -> set[str]:
 
 @pytest.mark.parametrize(
     ("main_parameter", "local_setting"),
-    [("imageQueueName", "IMAGE_QUEUE_NAME"), ("notifyQueueName", "NOTIFY_QUEUE_NAME"), ("fanoutQueueName", "FANOUT_QUEUE_NAME")],
+    [
+        ("imageQueueName", "IMAGE_QUEUE_NAME"),
+        ("notifyQueueName", "NOTIFY_QUEUE_NAME"),
+        ("fanoutQueueName", "FANOUT_QUEUE_NAME"),
+    ],
 )
 def test_each_queue_and_its_poison_queue_is_created(main_parameter: str, local_setting: str) -> None:
     import json
@@ -181,4 +185,20 @@ def test_azure_yaml_deploys_the_function_app_and_runs_the_post_provision_hook() 
     script = INFRA.parent / hook["posix"]["run"]
     assert script.is_file() and script.stat().st_mode & 0o111, f"{script} must exist and be executable"
     site = only_resource(MODULES / "functionapp.bicep", "Microsoft.Web/sites")
-    assert "'azd-service-name': 'api'" in repr(site["tags"]) or "azd-service-name" in repr(site["tags"])
+    # azd finds the resource to deploy the 'api' service to by this tag: union(tags, {...}).
+    extra_tags = site["tags"]["function"]["parameters"]["arg_2"]
+    assert {k.strip("'"): v for k, v in extra_tags.items()} == {"azd-service-name": "api"}
+
+
+def test_the_deploy_workflow_uses_federated_credentials_only() -> None:
+    import yaml
+
+    path = INFRA.parent / ".github" / "workflows" / "deploy.yml"
+    text = path.read_text()
+    workflow = yaml.safe_load(text)
+    assert workflow["permissions"]["id-token"] == "write"
+    assert "secrets." not in text  # no client secret or password: OIDC federation only
+    runs = [step.get("run", "") for step in workflow["jobs"]["deploy"]["steps"]]
+    assert any("--federated-credential-provider github" in run for run in runs)
+    assert any(run.startswith("azd provision") for run in runs)
+    assert any(run.startswith("azd deploy") for run in runs)

@@ -73,7 +73,8 @@ def test_applies_migrations_in_name_order_when_pointed_at_them(tmp_path: Path) -
     code, calls = _run(tmp_path, {"SQL_MIGRATIONS_DIR": str(migrations), "SKIP_FIREWALL_RULE": "1"})
     assert code == 0, calls
     applied = [call.split(" -i ")[1] for call in calls if call.startswith("sqlcmd")]
-    assert [Path(p).name for p in applied] == ["0001_initial.sql", "0002_add_index.sql", "0010_later.sql", "app_user.sql"]
+    expected = ["0001_initial.sql", "0002_add_index.sql", "0010_later.sql", "app_user.sql"]
+    assert [Path(p).name for p in applied] == expected
     assert not any(call.startswith(("az", "curl")) for call in calls)
 
 
