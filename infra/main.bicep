@@ -48,6 +48,13 @@ param outputSasTtlSeconds int = 86400
 @description('Optional public or CDN base URL for outputs; when set, output URLs are built on it instead of SAS.')
 param outputPublicBaseUrl string = ''
 
+@description('Which Redis to create: Azure Cache for Redis (cache, TLS port 6380) or its successor Azure Managed Redis (managedRedis, TLS port 10000). Azure Cache for Redis retires on 2028-09-30 and may be refused to tenants new to it.')
+@allowed(['cache', 'managedRedis'])
+param redisService string = 'cache'
+
+@description('Azure Managed Redis SKU when redisService is managedRedis.')
+param managedRedisSkuName string = 'Balanced_B0'
+
 @description('Azure Cache for Redis SKU (Basic has no replica; Standard adds one).')
 @allowed(['Basic', 'Standard'])
 param redisSkuName string = 'Basic'
@@ -140,7 +147,7 @@ module sql 'modules/sql.bicep' = {
   }
 }
 
-module redis 'modules/redis.bicep' = {
+module redis 'modules/redis.bicep' = if (redisService == 'cache') {
   name: 'redis'
   scope: rg
   params: {
@@ -152,6 +159,22 @@ module redis 'modules/redis.bicep' = {
     appPrincipalId: identity.outputs.principalId
   }
 }
+
+module managedRedis 'modules/managed-redis.bicep' = if (redisService == 'managedRedis') {
+  name: 'managed-redis'
+  scope: rg
+  params: {
+    name: 'amr-${resourceToken}'
+    location: location
+    tags: tags
+    skuName: managedRedisSkuName
+    appPrincipalId: identity.outputs.principalId
+  }
+}
+
+// Only the chosen Redis exists; ARM evaluates only the branch of if() that applies.
+var redisHostName = redisService == 'cache' ? redis!.outputs.hostName : managedRedis!.outputs.hostName
+var redisSslPort = redisService == 'cache' ? redis!.outputs.sslPort : managedRedis!.outputs.sslPort
 
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
@@ -194,8 +217,8 @@ module functionApp 'modules/functionapp.bicep' = {
     outputPublicBaseUrl: outputPublicBaseUrl
     sqlServerFqdn: sql.outputs.fullyQualifiedDomainName
     sqlDatabaseName: sql.outputs.databaseName
-    redisHostName: redis.outputs.hostName
-    redisSslPort: redis.outputs.sslPort
+    redisHostName: redisHostName
+    redisSslPort: redisSslPort
     keyVaultName: keyVault.outputs.name
     webhookSecretName: keyVault.outputs.webhookSecretName
   }
@@ -212,7 +235,7 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_SQL_SERVER_NAME string = sql.outputs.name
 output AZURE_SQL_SERVER_FQDN string = sql.outputs.fullyQualifiedDomainName
 output AZURE_SQL_DATABASE_NAME string = sql.outputs.databaseName
-output AZURE_REDIS_HOST_NAME string = redis.outputs.hostName
+output AZURE_REDIS_HOST_NAME string = redisHostName
 output APP_IDENTITY_NAME string = identity.outputs.name
 output APP_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output APP_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId

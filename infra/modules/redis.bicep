@@ -4,8 +4,8 @@
 // SET, EXPIRE) and PING but not the @dangerous commands (FLUSHALL, INFO, KEYS, CONFIG ...).
 // See learn.microsoft.com/azure/azure-cache-for-redis/cache-azure-active-directory-for-authentication
 // and cache-configure-role-based-access-control.
-// Note: Microsoft retires Azure Cache for Redis (Basic/Standard/Premium) on 2028-09-30 in favour of
-// Azure Managed Redis (Microsoft.Cache/redisEnterprise, TLS port 10000); README "Deploy to Azure".
+// Microsoft retires Azure Cache for Redis (Basic/Standard/Premium) on 2028-09-30 in favour of Azure
+// Managed Redis: main.bicep's redisService = 'managedRedis' creates that instead (managed-redis.bicep).
 param name string
 param location string
 param tags object

@@ -63,7 +63,10 @@ def module_calls() -> dict[str, dict[str, Any]]:
     """main.bicep's module calls by the module file they call (path relative to infra/)."""
     calls = {}
     for module in parse(MAIN)["modules"].values():
-        calls[module["detail"]["path"]] = module["config"].get("params", {})
+        config = module["config"]
+        if "condition" in config:  # module ... = if (...) {...}
+            config = config["config"]
+        calls[module["detail"]["path"]] = config.get("params", {})
     return calls
 
 

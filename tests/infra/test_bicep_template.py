@@ -135,6 +135,20 @@ def test_redis_is_tls_only_with_entra_auth() -> None:
     assert policy["accessPolicyName"] == "Data Contributor"  # no @dangerous commands (FLUSHALL, KEYS)
 
 
+def test_managed_redis_alternative_is_tls_only_with_entra_auth_and_unclustered() -> None:
+    path = MODULES / "managed-redis.bicep"
+    assert only_resource(path, "Microsoft.Cache/redisEnterprise")["properties"]["minimumTlsVersion"] == "1.2"
+    database = only_resource(path, "Microsoft.Cache/redisEnterprise/databases")["properties"]
+    assert database["clientProtocol"] == "Encrypted"
+    assert database["accessKeysAuthentication"] == "Disabled"
+    # The fan-in script touches three keys of a request in one call: no cross-slot refusals.
+    assert database["clusteringPolicy"] == "NoCluster"
+    policy = only_resource(path, "Microsoft.Cache/redisEnterprise/databases/accessPolicyAssignments")
+    assert policy["properties"]["user"]["objectId"] == "appPrincipalId"
+    allowed = next(d for d in parse(MAIN)["parameters"]["redisService"]["decorators"] if d["type"] == "allowed")
+    assert set(allowed["argument"]) == {"cache", "managedRedis"}
+
+
 def test_key_vault_uses_rbac_and_holds_the_webhook_secret() -> None:
     path = MODULES / "keyvault.bicep"
     vault = only_resource(path, "Microsoft.KeyVault/vaults")["properties"]
