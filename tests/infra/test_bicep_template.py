@@ -216,3 +216,16 @@ def test_the_deploy_workflow_uses_federated_credentials_only() -> None:
     assert any("--federated-credential-provider github" in run for run in runs)
     assert any(run.startswith("azd provision") for run in runs)
     assert any(run.startswith("azd deploy") for run in runs)
+
+
+def test_main_parameters_file_feeds_every_required_parameter_and_no_unknown_one() -> None:
+    import json
+
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    declared = parse(MAIN)["parameters"]
+    required = {name for name, spec in declared.items() if "default" not in spec}
+    assert set(given) <= set(declared), sorted(set(given) - set(declared))
+    assert required <= set(given), sorted(required - set(given))
+    # The secret is generated once and read back from the vault afterwards, never written here.
+    assert given["webhookSecret"]["value"].startswith("$(secretOrRandomPassword ${AZURE_KEY_VAULT_NAME} ")
+    assert any(d["type"] == "secure" for d in declared["webhookSecret"]["decorators"])
