@@ -51,7 +51,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: the upload API is public by design (clients are outside Azure); callers need a function key.
   // checkov:skip=CKV_AZURE_17: client certificates are not how this API authenticates (function keys over TLS).
   // checkov:skip=CKV_AZURE_212: Flex Consumption adds instances per function on demand; there is no fixed instance count to raise for failover.
-  // checkov:skip=CKV_AZURE_213: App Service health check evicts instances of a fixed pool, which Flex Consumption does not have; GET /api/health is for external probes.
+  // checkov:skip=CKV_AZURE_213: App Service health check (instance replacement) is offered on Dedicated and Premium plans, not on consumption plans (learn.microsoft.com/azure/app-service/monitor-instances-health-check; Microsoft Q&A 762554); GET /api/health is for external probes.
   name: name
   location: location
   // azd finds the app to deploy the 'api' service of azure.yaml to by this tag.
