@@ -24,10 +24,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 setup: $(STAMP) node_modules/.package-lock.json
 
 run: setup  ## the service on the embedded defaults (Azurite, Redis, SQLite), port 7071
-	$(PY) -m scripts.stack run
+	$(PY) -m devtools.stack run
 
 demo: setup  ## a sample job end to end, with a local image server and webhook receiver
-	$(PY) -m scripts.demo
+	$(PY) -m devtools.demo
 
 test: setup  ## the whole test suite against real Azurite, Redis and SQLite
 	$(PY) -m pytest

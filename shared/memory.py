@@ -104,7 +104,9 @@ class RecordingWebhook:
         return DeliveryResult(self.verdict, status, None if status == 200 else f"HTTP {status}")
 
 
-def memory_dependencies(settings: Settings, store: RequestStore, *, webhook: WebhookPoster | None = None) -> Dependencies:
+def memory_dependencies(
+    settings: Settings, store: RequestStore, *, webhook: WebhookPoster | None = None
+) -> Dependencies:
     """Dependencies over ``store`` with in-memory queues, fan-in and outputs; no server is needed.
 
     Without ``webhook``, posting behaves as with no WEBHOOK_SECRET: it is refused, never sent.

@@ -11,6 +11,7 @@ import base64
 import importlib
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,10 @@ import azure.functions as func
 import pytest
 from azure.functions.queue import QueueMessage
 
-from dataclasses import replace
-
 from shared import functions_adapter, process
 from shared.container import Dependencies
 from shared.errors import PermanentFailure, TransientFailure
-from shared.memory import MemoryQueue, memory_dependencies
+from shared.memory import memory_dependencies
 from shared.models import ImageStatus
 from shared.settings import Settings
 from shared.store import Store
