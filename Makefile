@@ -35,9 +35,10 @@ test: setup  ## the whole test suite against real Azurite, Redis and SQLite
 test-fast: setup  ## unit tests only: no servers
 	$(PY) -m pytest tests/unit
 
-lint: setup
+lint: setup  ## ruff, mypy strict, and the layer rules (import-linter contracts in pyproject.toml)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 reliability: setup  ## the fault-injection campaign with its report table
 	$(PY) -m pytest -m reliability tests/reliability -p no:randomly -s
