@@ -7,6 +7,7 @@ it; in CI (CI=true) it fails them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -16,6 +17,14 @@ from devtools.http_servers import serve_in_thread
 from devtools.image_server import ImageServer
 from devtools.servers import Azurite, RedisServer, ServiceUnavailable, in_ci
 from devtools.webhook_receiver import WebhookReceiver, running_receiver
+
+
+_SESSION_STARTED = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the wall time of the whole run, set-up and tear-down of the servers included."""
+    terminalreporter.write_line(f"imgpipe test suite wall time: {time.monotonic() - _SESSION_STARTED:.1f} s")
 
 
 def _unavailable(reason: str) -> None:
