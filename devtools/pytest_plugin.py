@@ -18,7 +18,6 @@ from devtools.image_server import ImageServer
 from devtools.servers import Azurite, RedisServer, ServiceUnavailable, in_ci
 from devtools.webhook_receiver import WebhookReceiver, running_receiver
 
-
 _SESSION_STARTED = time.monotonic()
 
 
