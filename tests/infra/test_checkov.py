@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.bicep_model import INFRA, ROOT
 from devtools.servers import in_ci
+from tests.infra.bicep_model import INFRA, ROOT
 
 # Checks that cannot be skipped by a comment, because checkov 3.3 does not apply skip comments to
 # Bicep graph checks (bicep/runner.py add_graph_check_results). Each is justified in a comment next
