@@ -45,12 +45,12 @@ from shared.errors import ConfigError, PermanentFailure, TransientFailure, UrlRe
 from shared.http_deadline import install as install_deadline_pools
 from shared.http_deadline import total_deadline
 from shared.settings import Settings
+from shared.urls import ALLOWED_SCHEMES
 
 logger = logging.getLogger(__name__)
 
 
 USER_AGENT = "imgpipe/0.1 (+image compression service)"
-ALLOWED_SCHEMES = frozenset({"http", "https"})
 READ_CHUNK_BYTES = 64 * 1024
 # Without an explicit total deadline a download may take this many read timeouts (plus a connect).
 DEFAULT_TOTAL_READ_TIMEOUTS = 3

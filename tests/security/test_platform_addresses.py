@@ -13,12 +13,12 @@ import ipaddress
 
 import pytest
 
+from devtools.http_servers import redirect
 from shared.errors import UrlRefused
 from shared.outbound import build_session, check_url, download
 from shared.settings import Secret, Settings
 from shared.webhook import DeliveryVerdict, WebhookSender
 from tests.security.test_ssrf_guard import fake_net, fetch, production_session  # noqa: F401 - fixtures
-from tests.support.http_servers import redirect
 
 WIRESERVER = "168.63.129.16"
 PLATFORM_TARGETS = [

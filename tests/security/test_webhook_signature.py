@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.http_servers import RecordedRequest
 from shared.webhook import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -25,7 +26,6 @@ from shared.webhook import (
     verify,
 )
 from tests.security.test_webhook_replay import SECRET, _replay, _send_real_delivery, receiver  # noqa: F401
-from tests.support.http_servers import RecordedRequest
 
 BODY = b'{"request_id":"r-1","status":"Completed"}'
 HOOK = "https://hooks.example.com/tenant-a/imgpipe"
