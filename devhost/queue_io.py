@@ -17,6 +17,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import ExponentialRetry, QueueClient, QueueServiceClient
 
 from devhost.discovery import Binding, FunctionLoadError
+from devhost.queue_watcher import SharedQueueWatcher
 from devhost.settings import resolve_setting_name
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,10 @@ def decode(text: str, encoding: str) -> bytes | None:
 class QueueClients:
     """One service client per connection setting; never exposes the connection string."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], watcher: SharedQueueWatcher | None = None) -> None:
         self._environ = environ
+        # Told of every message written through an output binding or to a poison queue (wake-on-output).
+        self.watcher = watcher or SharedQueueWatcher()
         self._services: dict[str, QueueServiceClient] = {}
         self._created: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -98,11 +101,13 @@ class QueueClients:
                 self._created.discard((setting, client.queue_name))
                 self._ensure(setting, client)
                 client.send_message(encode(message, encoding))
+            self.watcher.notify(client.queue_name)
 
     def send_raw(self, setting: str, queue_name: str, text: str) -> None:
         client = self.queue(setting, queue_name)
         self._ensure(setting, client)
         client.send_message(text)
+        self.watcher.notify(client.queue_name)
 
     def _ensure(self, setting: str, client: QueueClient) -> None:
         key = (setting, client.queue_name)

@@ -61,6 +61,9 @@ class QueueListener:
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._closed = threading.Event()
+        # Set by the host's SharedQueueWatcher when a function writes to this queue (wake-on-output).
+        self._wake = threading.Event()
+        clients.watcher.register(self.queue_name, self._wake.set)
         self._threads = [
             threading.Thread(target=self._poll, name=f"poll-{spec.name}", daemon=True),
             threading.Thread(target=self._renew, name=f"renew-{spec.name}", daemon=True),
@@ -72,6 +75,7 @@ class QueueListener:
 
     def stop_polling(self) -> None:
         self._stopping.set()
+        self._wake.set()
         with self._changed:
             self._changed.notify_all()
 
@@ -98,6 +102,9 @@ class QueueListener:
                 )
             if self._stopping.is_set():
                 break
+            # Cleared before the receive, so a write during it still ends the next delay at once
+            # (the real listener renews its wait handle at the start of each poll in the same way).
+            self._wake.clear()
             try:
                 pages = self._client.receive_messages(
                     messages_per_page=self._options.batch_size, visibility_timeout=self._lease_seconds()
@@ -125,7 +132,15 @@ class QueueListener:
             jitter = random.uniform(0.8, 1.2)  # noqa: S311 - spreading polls, not cryptography
             backoff = MIN_POLLING_INTERVAL * 2 ** min(attempt - 1, 16) * jitter
             delay = min(self._options.max_polling_interval, backoff)
-            self._stopping.wait(delay)
+            logger.debug("Queue '%s' is empty; next poll in %dms", self.queue_name, round(delay * 1000))
+            waited_from = time.monotonic()
+            if self._wake.wait(delay) and not self._stopping.is_set():
+                logger.debug(
+                    "Queue '%s' woken by an output binding after %dms of a %dms wait",
+                    self.queue_name,
+                    round((time.monotonic() - waited_from) * 1000),
+                    round(delay * 1000),
+                )
 
     def _lease_seconds(self) -> int:
         return max(1, round(self._options.lease_seconds))
