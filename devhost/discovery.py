@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 HTTP_TRIGGER = "httptrigger"
 QUEUE_TRIGGER = "queuetrigger"
-SUPPORTED_TRIGGERS = {HTTP_TRIGGER, QUEUE_TRIGGER}
+TIMER_TRIGGER = "timertrigger"
+SUPPORTED_TRIGGERS = {HTTP_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER}
 SUPPORTED_OUTPUTS = {"http", "queue"}
 RETURN_BINDING = "$return"
 _SETTING_REFERENCE = re.compile(r"%([^%]+)%")
@@ -102,7 +103,7 @@ def load_function(folder: Path, app_root: Path, environ: Mapping[str, str]) -> F
     unsupported = [b.type for b in bindings if b is not trigger and b.type not in SUPPORTED_OUTPUTS]
     if trigger.type not in SUPPORTED_TRIGGERS or unsupported:
         logger.warning(
-            "Function '%s' skipped: devhost runs httpTrigger/queueTrigger with http/queue outputs only (%s)",
+            "Function '%s' skipped: devhost runs http, queue and timer triggers with http/queue outputs only (%s)",
             name,
             ", ".join([trigger.type, *unsupported]),
         )

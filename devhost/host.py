@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from devhost.discovery import HTTP_TRIGGER, QUEUE_TRIGGER, FunctionSpec, discover
+from devhost.discovery import HTTP_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER, FunctionLoadError, FunctionSpec, discover
 from devhost.http_server import HttpFrontend, HttpOptions, HttpServer
 from devhost.queue_io import QueueClients
 from devhost.queue_listener import QueueListener
 from devhost.queue_options import QueueOptions
 from devhost.routing import Router
+from devhost.schedule_monitor import BlobScheduleMonitor
 from devhost.settings import (
+    SettingsError,
     load_host_json,
     load_local_settings,
     local_http_port,
@@ -31,6 +33,7 @@ from devhost.settings import (
     parse_timespan,
     section,
 )
+from devhost.timer_listener import TimerListener
 from devhost.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -86,15 +89,18 @@ class Host:
             for spec in specs
             if spec.trigger.type == QUEUE_TRIGGER
         ]
+        timers = _timer_listeners(specs, pool, clients, queue_options, http_options.function_timeout, app_dir)
         self._install_signal_handlers()
         server.start()
         for listener in listeners:
             listener.start()
         _announce(specs, router, listeners, server.port, queue_options, process_count)
+        for timer in timers:
+            timer.start()
         logger.info("Host started (%dms)", round((time.monotonic() - started) * 1000))
         while not self._stop.wait(0.5):
             pool.supervise()
-        self._shutdown(server, listeners, pool, completions)
+        self._shutdown(server, listeners, timers, pool, completions)
         return 0
 
     def _install_signal_handlers(self) -> None:
@@ -113,15 +119,19 @@ class Host:
         self,
         server: HttpServer,
         listeners: list[QueueListener],
+        timers: list[TimerListener],
         pool: WorkerPool,
         completions: ThreadPoolExecutor,
     ) -> None:
         deadline = time.monotonic() + self._options.shutdown_grace
         for listener in listeners:
             listener.stop_polling()
+        for timer in timers:
+            timer.stop()
         server.stop_accepting()
         idle = server.frontend.wait_idle(deadline)
         idle = all([listener.wait_idle(deadline) for listener in listeners]) and idle
+        idle = all([timer.wait_idle(deadline) for timer in timers]) and idle
         if not idle:
             logger.warning(
                 "Grace period of %.0fs ended with invocations still running; their messages will be delivered again",
@@ -132,6 +142,34 @@ class Host:
         pool.close(timeout=1.0 if not idle else 5.0)
         completions.shutdown(wait=idle)
         logger.info("Host stopped")
+
+
+def _timer_listeners(
+    specs: list[FunctionSpec],
+    pool: WorkerPool,
+    clients: QueueClients,
+    queue_options: QueueOptions,
+    function_timeout: float | None,
+    app_dir: Path,
+) -> list[TimerListener]:
+    monitors: list[BlobScheduleMonitor] = []
+
+    def monitor() -> BlobScheduleMonitor:
+        if not monitors:  # one client for all timers, made only when a timer is monitored
+            monitors.append(BlobScheduleMonitor(os.environ, app_dir))
+        return monitors[0]
+
+    timers = []
+    for spec in specs:
+        if spec.trigger.type != TIMER_TRIGGER:
+            continue
+        try:
+            timers.append(
+                TimerListener(spec, pool, clients, queue_options.message_encoding, monitor, function_timeout)
+            )
+        except (SettingsError, ValueError) as exc:
+            raise FunctionLoadError(f"function '{spec.name}', binding '{spec.trigger.name}': {exc}") from exc
+    return timers
 
 
 def _route_prefix(host_json: dict[str, object]) -> str:

@@ -35,10 +35,19 @@ class QueueMessageData:
 
 
 @dataclass(frozen=True)
+class TimerData:
+    """What the worker turns into ``func.TimerRequest`` (the real host's TimerInfo JSON, decoded)."""
+
+    past_due: bool
+    schedule_status: dict[str, str]  # Last, Next, LastUpdated; empty when the schedule is not monitored
+    schedule: dict[str, object]
+
+
+@dataclass(frozen=True)
 class InvocationRequest:
     invocation_id: str
     function_name: str
-    trigger: HttpRequestData | QueueMessageData
+    trigger: HttpRequestData | QueueMessageData | TimerData
 
 
 # One queue output value: what the function set, flattened to a list of messages.

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import azure.functions as func
 from azure.functions.queue import QueueMessage
+from azure.functions.timer import TimerRequest
 
 from devhost.discovery import HTTP_TRIGGER, FunctionSpec
 from devhost.invocation import (
@@ -26,6 +27,7 @@ from devhost.invocation import (
     InvocationResult,
     QueueMessageData,
     QueueOutput,
+    TimerData,
 )
 
 CONTEXT_PARAMETER = "context"
@@ -197,7 +199,11 @@ def to_queue_messages(value: Any, binding: str) -> QueueOutput:
     return messages
 
 
-def _trigger_value(trigger: HttpRequestData | QueueMessageData) -> Any:
+def _trigger_value(trigger: HttpRequestData | QueueMessageData | TimerData) -> Any:
+    if isinstance(trigger, TimerData):
+        return TimerRequest(
+            past_due=trigger.past_due, schedule_status=trigger.schedule_status, schedule=trigger.schedule
+        )
     if isinstance(trigger, HttpRequestData):
         return func.HttpRequest(
             method=trigger.method,
