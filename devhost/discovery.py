@@ -65,15 +65,29 @@ class FunctionSpec:
         return next((b for b in self.outputs if b.name == RETURN_BINDING), None)
 
 
+def function_in_error(name: str, message: str) -> None:
+    """Log a function the host cannot run; the host goes on with the others, as the real host does."""
+    logger.error("The '%s' function is in error: %s", name, message)
+
+
 def discover(app_dir: Path, environ: Mapping[str, str]) -> list[FunctionSpec]:
-    """All enabled, supported functions of the app, sorted by name; raise on a broken folder."""
+    """All enabled, supported functions of the app, sorted by name.
+
+    A folder that cannot be read as a function (bad JSON, missing script, unresolved setting, ...) is
+    logged as in error and left out, and the host starts with the others (the real host indexes each
+    function on its own and marks a broken one as in error).
+    """
     app_root = app_dir.resolve()
     specs: list[FunctionSpec] = []
     for function_json in sorted(app_root.glob("*/function.json")):
         folder = function_json.parent
         if folder.name in _SKIPPED_DIRS or folder.name.startswith("."):
             continue
-        spec = load_function(folder, app_root, environ)
+        try:
+            spec = load_function(folder, app_root, environ)
+        except FunctionLoadError as exc:
+            function_in_error(folder.name, str(exc))
+            continue
         if spec is None:
             continue
         if is_true(environ.get(f"AzureWebJobs.{spec.name}.Disabled")):

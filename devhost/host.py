@@ -17,8 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from devhost.discovery import HTTP_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER, FunctionLoadError, FunctionSpec, discover
+from devhost.discovery import (
+    HTTP_TRIGGER,
+    QUEUE_TRIGGER,
+    TIMER_TRIGGER,
+    FunctionLoadError,
+    FunctionSpec,
+    discover,
+    function_in_error,
+)
 from devhost.http_server import HttpFrontend, HttpOptions, HttpServer
+from devhost.indexing import registrable
 from devhost.queue_io import QueueClients
 from devhost.queue_listener import QueueListener
 from devhost.queue_options import QueueOptions
@@ -30,8 +39,11 @@ from devhost.settings import (
     load_local_settings,
     local_http_port,
     lookup,
+    parse_int,
     parse_timespan,
     section,
+    threadpool_thread_count,
+    worker_process_count,
 )
 from devhost.timer_listener import TimerListener
 from devhost.workers import WorkerPool
@@ -64,10 +76,7 @@ class Host:
         specs = discover(app_dir, os.environ)
         queue_options = QueueOptions.from_host_json(host_json, os.environ)
         clients = QueueClients(os.environ)
-        for spec in specs:
-            for binding in (spec.trigger, *spec.outputs):
-                if binding.type in (QUEUE_TRIGGER, "queue"):
-                    clients.check(spec.name, binding)
+        specs = registrable(specs, host_json, clients, _route_prefix(host_json))
         router = Router([s for s in specs if s.trigger.type == HTTP_TRIGGER], _route_prefix(host_json))
         http_options = HttpOptions(
             port=self._options.port if self._options.port is not None else local_http_port(local_settings),
@@ -75,13 +84,17 @@ class Host:
             function_key=self._options.function_key,
             function_timeout=_function_timeout(host_json),
             queue_encoding=queue_options.message_encoding,
+            max_concurrent_requests=_http_limit(host_json, "maxConcurrentRequests"),
+            max_outstanding_requests=_http_limit(host_json, "maxOutstandingRequests"),
         )
         if http_options.enforce_keys and not http_options.function_key:
             raise SystemExit("--enforce-keys needs a key: set DEVHOST_FUNCTION_KEY")
-        process_count = self._options.workers or int(os.environ.get("FUNCTIONS_WORKER_PROCESS_COUNT") or 1)
-        thread_count = int(os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT") or 0) or None
-        pool = WorkerPool(specs, process_count, thread_count)
+        process_count = self._options.workers or worker_process_count(os.environ)
+        thread_count = threadpool_thread_count(os.environ)
+        pool = WorkerPool(specs, process_count, thread_count, http_options.function_timeout)
         pool.start()
+        for name, error in sorted(pool.load_errors.items()):
+            function_in_error(name, error)
         completions = ThreadPoolExecutor(max_workers=16, thread_name_prefix="settle")
         server = HttpServer(HttpFrontend(router, pool, clients, http_options), http_options)
         listeners = [
@@ -89,7 +102,7 @@ class Host:
             for spec in specs
             if spec.trigger.type == QUEUE_TRIGGER
         ]
-        timers = _timer_listeners(specs, pool, clients, queue_options, http_options.function_timeout, app_dir)
+        timers = _timer_listeners(specs, pool, clients, queue_options, app_dir)
         self._install_signal_handlers()
         server.start()
         for listener in listeners:
@@ -149,7 +162,6 @@ def _timer_listeners(
     pool: WorkerPool,
     clients: QueueClients,
     queue_options: QueueOptions,
-    function_timeout: float | None,
     app_dir: Path,
 ) -> list[TimerListener]:
     monitors: list[BlobScheduleMonitor] = []
@@ -165,20 +177,31 @@ def _timer_listeners(
             continue
         try:
             timers.append(
-                TimerListener(spec, pool, clients, queue_options.message_encoding, monitor, function_timeout)
+                TimerListener(spec, pool, clients, queue_options.message_encoding, monitor)
             )
         except (SettingsError, ValueError) as exc:
             raise FunctionLoadError(f"function '{spec.name}', binding '{spec.trigger.name}': {exc}") from exc
     return timers
 
 
+def _http_limit(host_json: dict[str, object], key: str) -> int | None:
+    raw = lookup(section(host_json, "extensions", "http"), key)
+    value = -1 if raw is None else parse_int(raw, f"extensions.http.{key}")
+    return None if value <= 0 else value
+
+
 def _route_prefix(host_json: dict[str, object]) -> str:
     return str(lookup(section(host_json, "extensions", "http"), "routePrefix", "api"))
 
 
-def _function_timeout(host_json: dict[str, object]) -> float:
+def _function_timeout(host_json: dict[str, object]) -> float | None:
+    """host.json functionTimeout in seconds; "-1" is unbounded (None), as the real host reads it."""
     raw = lookup(host_json, "functionTimeout")
-    return DEFAULT_FUNCTION_TIMEOUT if raw in (None, "-1") else parse_timespan(raw, "functionTimeout")
+    if raw is None:
+        return DEFAULT_FUNCTION_TIMEOUT
+    if str(raw).strip() in ("-1", "-1.0"):
+        return None
+    return parse_timespan(raw, "functionTimeout")
 
 
 def _announce(

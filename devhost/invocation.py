@@ -65,9 +65,11 @@ class InvocationResult:
 
 @dataclass(frozen=True)
 class WorkerReady:
-    """Sent once by a worker after loading: the load errors, empty when every function loaded."""
+    """Sent once by a worker after loading: function name -> load error, empty when every function loaded.
 
-    errors: list[str]
+    A function that failed to load stays registered: each of its invocations fails with this error."""
+
+    errors: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ BASE64 = "base64"
 NONE = "none"
 ENCODINGS = {BASE64, NONE}
 POISON_SUFFIX = "-poison"
+_STRIP_BASE64_WHITESPACE = str.maketrans("", "", " \t\r\n")
 
 
 def encode(message: str | bytes, encoding: str) -> str:
@@ -40,7 +41,9 @@ def decode(text: str, encoding: str) -> bytes | None:
     if encoding == NONE:
         return text.encode("utf-8")
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        # .NET's Convert.FromBase64String (what the SDK decodes with) skips whitespace inside the text.
+        compact = text.translate(_STRIP_BASE64_WHITESPACE)
+        return base64.b64decode(compact.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         return None
 

@@ -18,7 +18,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 
 from devhost.discovery import FunctionSpec
@@ -48,7 +47,6 @@ class TimerListener:
         clients: QueueClients,
         queue_encoding: str,
         monitor_factory: Callable[[], BlobScheduleMonitor],
-        function_timeout: float | None,
         now: Callable[[], datetime] = datetime.now,
     ) -> None:
         self.spec = spec
@@ -56,7 +54,6 @@ class TimerListener:
         self._pool = pool
         self._clients = clients
         self._encoding = queue_encoding
-        self._timeout = function_timeout
         self._now = now
         self.run_on_startup = _flag(spec.trigger.get("runOnStartup"), default=False)
         use_monitor = _flag(spec.trigger.get("useMonitor"), default=True)
@@ -133,15 +130,13 @@ class TimerListener:
             data = TimerData(past_due=past_due, schedule_status=status, schedule={"AdjustForDST": True})
             future = self._pool.submit(InvocationRequest(invocation_id, self.spec.name, data))
             try:
-                result = future.result(timeout=self._timeout)
+                result = future.result()  # the pool enforces functionTimeout
                 succeeded, error = result.succeeded, result.error
                 if succeeded:
                     try:
                         self._clients.write_outputs(self.spec.outputs, result.queue_outputs, self._encoding)
                     except Exception:
                         succeeded, error = False, "writing an output binding failed:\n" + traceback.format_exc()
-            except FutureTimeout:
-                succeeded, error = False, f"Timeout value of {self._timeout:.0f}s was exceeded"
             except WorkerCrashed as exc:
                 succeeded, error = False, str(exc)
             log.finished(succeeded, error)
