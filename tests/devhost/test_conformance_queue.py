@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.devhost.conftest import APPS, HostProcess, Hosts, QueueKit, log_lines, wait_until
+from devhost.backoff import RandomizedExponentialBackoff
+from devhost.queue_io import BASE64, decode
+from tests.devhost.conftest import APPS, HostProcess, Hosts, QueueKit, log_lines, records, wait_until
 
 pytestmark = pytest.mark.integration
 WAKE_APP = APPS / "wake"
@@ -91,3 +94,41 @@ def test_a_message_sent_with_the_sdk_does_not_wake_the_listener(
     assert not woken, host.output()
     # The invocation started only after the running delay had run out (the poll found it).
     assert picked_up >= wait_started + timedelta(milliseconds=wait_ms - 50), host.output()
+
+
+def test_the_empty_queue_backoff_follows_the_storage_extension_sequence() -> None:
+    """Azure/azure-sdk-for-net sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Timers/
+    RandomizedExponentialBackoffStrategy.cs (minimum = delta = 100 ms): minimum + factor * 2^(n-1) * delta,
+    the factor drawn from 0.8-1.2, capped at the maximum (then no more jitter); work found resets it."""
+    factors = iter([1.0, 1.2, 0.8, 1.0, 1.0, 1.0, 1.0])
+    backoff = RandomizedExponentialBackoff(0.1, 2.0, uniform=lambda low, high: next(factors))
+    delays = [round(backoff.next_delay(False), 3) for _ in range(8)]
+    assert delays == [0.1, 0.2, 0.34, 0.42, 0.9, 1.7, 2.0, 2.0]
+    assert backoff.next_delay(True) == 0.1
+    assert round(backoff.next_delay(False), 3) == 0.2
+
+
+def test_base64_bodies_are_decoded_ignoring_whitespace() -> None:
+    """The SDK decodes with .NET Convert.FromBase64String, which skips spaces, tabs and line breaks."""
+    assert decode("aGVs\r\nbG8g d29y\tbGQ=", BASE64) == b"hello world"
+    assert decode("not base64!", BASE64) is None
+
+
+@pytest.mark.integration
+def test_a_poison_queue_trigger_has_no_poison_queue_of_its_own(
+    hosts: Hosts, queues: QueueKit, record_dir: Path
+) -> None:
+    """Storage extension QueueListenerFactory / QueueProcessor (Azure/azure-webjobs-sdk
+    src/Microsoft.Azure.WebJobs.Extensions.Storage/Queues/QueueProcessor.cs CompleteProcessingMessageAsync):
+    a queue named *-poison has no poison queue; a failed message is not released but left invisible until its
+    lease ends, "to prevent a fast infinite loop"."""
+    poison_named = f"{queues.work}-poison"
+    host = hosts.start(env={"WORK_QUEUE": poison_named, "DEVHOST_QUEUE_VISIBILITY_SECONDS": "4"})
+    queues.send(poison_named, {"tag": "pp", "action": "fail"})
+    wait_until(lambda: "Executed 'Functions.work' (Failed" in host.output())
+    starts = [r for r in records(record_dir) if r["event"] == "start"]
+    assert len(starts) == 1  # not released: no immediate retry although visibilityTimeout is 0
+    assert queues.count(poison_named + "-poison") == 0
+    # Once the lease runs out it comes back (dequeue count 2), and so on; never copied anywhere.
+    wait_until(lambda: len([r for r in records(record_dir) if r["event"] == "start"]) >= 2, timeout=30)
+    assert queues.count(poison_named + "-poison") == 0
