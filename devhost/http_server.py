@@ -3,11 +3,12 @@
 Keys are not enforced unless asked (as Core Tools runs locally); with enforcement a non-anonymous
 function needs the key in the ``x-functions-key`` header or the ``code`` query parameter.
 
-Throttles as host.json ``extensions.http`` (Azure/azure-functions-host ``HttpThrottleMiddleware`` and
-the http section of the host.json reference): at most ``maxOutstandingRequests`` function requests held
-(queued or running; one more is a 429 at once) and at most ``maxConcurrentRequests`` running (the rest
-wait their turn); both unbounded when unset or -1. The listen backlog is Kestrel's (512), not Python's 5,
-so a burst of connections is queued by the kernel instead of reset.
+Throttles as host.json ``extensions.http`` (the http section of the host.json reference,
+MicrosoftDocs/azure-docs ``includes/functions-host-json-http.md``): at most ``maxOutstandingRequests``
+function requests held (queued or running; one more is a 429 at once) and at most
+``maxConcurrentRequests`` running (the rest wait their turn); both unbounded when unset or -1. The
+listen backlog is Kestrel's (512), not Python's 5, so a burst of connections is queued by the kernel
+instead of reset.
 """
 
 from __future__ import annotations

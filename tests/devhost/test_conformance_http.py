@@ -185,8 +185,9 @@ def _burst(port: int, path: str, count: int) -> list[int | str]:
 @pytest.mark.integration
 def test_throttles_queue_up_to_max_outstanding_and_429_beyond(conform: HostProcess, conform_dir: Path) -> None:
     """host.json extensions.http: maxConcurrentRequests (2 here) run at once, the rest of
-    maxOutstandingRequests (4) wait, beyond that 429 at once (Azure/azure-functions-host HttpThrottleMiddleware,
-    host.json reference 'http'). 10 simultaneous slow requests on loopback: every one answered, none reset."""
+    maxOutstandingRequests (4) wait, beyond that 429 at once (host.json reference, http section:
+    MicrosoftDocs/azure-docs includes/functions-host-json-http.md; both unbounded by default). 10 simultaneous
+    slow requests on loopback: every one answered, none reset."""
     results = _burst(conform.port, "/api/slow?seconds=1.5", 10)
     assert all(isinstance(r, int) for r in results), results
     assert set(results) <= {200, 429}, results
