@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from shared import database as database_module
 from shared import store as store_module
 from shared.errors import TransientFailure
 from shared.models import DeliveryAttempt, ImageOutcome, ImageStatus, ProductRow, RequestStatus
 from shared.settings import Secret, Settings
-from shared.sql_dialect import SQLiteDialect
+from shared.sql_dialect import RetryPolicy, SQLiteDialect
 from shared.store import DuplicateRequest, Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -282,14 +281,11 @@ def test_sqlite_processes_complete_images_concurrently(tmp_path: Path) -> None:
     store.close()
 
 
-def test_sqlite_lock_held_too_long_raises_transient_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sqlite_lock_held_too_long_raises_transient_failure(tmp_path: Path) -> None:
     path = tmp_path / "locked.sqlite3"
-    store = Store.for_sqlite(path, busy_timeout_s=0.01)
+    store = Store.for_sqlite(path, busy_timeout_s=0.01, retry_policy=RetryPolicy(0.001, 0.002, 0.01))
     store.ensure_schema()
     request_id = created(store)
-    monkeypatch.setattr(database_module, "RETRY_DELAYS_S", (0.001, 0.001))
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:

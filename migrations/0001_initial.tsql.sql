@@ -1,8 +1,25 @@
--- imgpipe schema for SQL Server / Azure SQL Database (T-SQL).
--- Re-runnable: every object is created only when missing, so the app runs it at start-up
--- (Store.ensure_schema) and an operator can run it by hand (sqlcmd -i schema.sql).
--- All timestamps are UTC. Keep the tables and columns in step with SQLITE_SCHEMA in
--- shared/sql_dialect.py (tests/unit/test_tsql.py compares the two).
+-- imgpipe on SQL Server / Azure SQL Database: the schema as first released. Every statement is
+-- guarded, so a database created by an older build's schema.sql is adopted as it is.
+-- Apply with `python -m shared.migrate` (it records the version in schema_version).
+-- Session options this script depends on (sqlcmd without -I runs with QUOTED_IDENTIFIER OFF,
+-- and filtered indexes then fail). Each SET is its own batch: QUOTED_IDENTIFIER applies from the
+-- next batch on.
+SET ANSI_NULLS ON;
+SET QUOTED_IDENTIFIER ON;
+SET ANSI_PADDING ON;
+SET ANSI_WARNINGS ON;
+SET ARITHABORT ON;
+SET CONCAT_NULL_YIELDS_NULL ON;
+SET NUMERIC_ROUNDABORT OFF;
+GO
+
+IF OBJECT_ID(N'dbo.schema_version', N'U') IS NULL
+CREATE TABLE dbo.schema_version (
+    version INT NOT NULL CONSTRAINT PK_schema_version PRIMARY KEY,
+    name NVARCHAR(200) NOT NULL,
+    applied_at DATETIME2(6) NOT NULL
+);
+GO
 
 IF OBJECT_ID(N'dbo.requests', N'U') IS NULL
 CREATE TABLE dbo.requests (
@@ -15,8 +32,7 @@ CREATE TABLE dbo.requests (
     created_at DATETIME2(6) NOT NULL,
     updated_at DATETIME2(6) NOT NULL,
     completed_at DATETIME2(6) NULL,
-    fanout_completed_at DATETIME2(6) NULL,
-    fanin_reseed_at DATETIME2(6) NULL
+    fanout_completed_at DATETIME2(6) NULL
 );
 GO
 
