@@ -188,6 +188,7 @@ def test_no_statement_takes_range_locks_or_merges() -> None:
         ("/usr/lib/x86_64-linux-gnu/odbc/libtdsodbc.so", False),
         ("libsqlite3odbc.so", False),  # fast_executemany segfaults here (FACTS.md)
         ("libsqliteodbc.so", False),
+        ("sqlite3odbc.so", False),  # what SQLGetInfo answers for it here
         ("SQLSRV32.DLL", False),
         ("", False),
     ],
