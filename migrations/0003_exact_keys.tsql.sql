@@ -58,6 +58,17 @@ IF OBJECT_ID(N'dbo.PK_requests', N'PK') IS NOT NULL AND EXISTS (SELECT 1 FROM sy
 ALTER TABLE dbo.requests DROP CONSTRAINT PK_requests;
 GO
 
+-- Statistics the server created by itself on a column block a change of its collation (error 5074).
+DECLARE @drop NVARCHAR(MAX) = COALESCE((
+    SELECT STRING_AGG(N'DROP STATISTICS dbo.' + QUOTENAME(OBJECT_NAME(s.object_id)) + N'.' + QUOTENAME(s.name), N'; ')
+    FROM sys.stats s
+    JOIN sys.stats_columns sc ON sc.object_id = s.object_id AND sc.stats_id = s.stats_id
+    JOIN sys.columns c ON c.object_id = sc.object_id AND c.column_id = sc.column_id
+    WHERE s.auto_created = 1 AND OBJECT_SCHEMA_NAME(s.object_id) = N'dbo'
+      AND c.name IN (N'request_id', N'idempotency_key') AND c.collation_name <> N'Latin1_General_100_BIN2'), N'');
+EXEC sys.sp_executesql @drop;
+GO
+
 IF EXISTS (SELECT 1 FROM sys.columns WHERE object_id = OBJECT_ID(N'dbo.requests') AND name = N'request_id'
            AND collation_name <> N'Latin1_General_100_BIN2')
 ALTER TABLE dbo.requests ALTER COLUMN request_id CHAR(36) COLLATE Latin1_General_100_BIN2 NOT NULL;

@@ -25,14 +25,12 @@ from shared import store_sql as sql
 from shared.database import (
     SQLITE_BUSY_TIMEOUT_S,
     Database,
-    Row,
     rows_of,
     sqlite_connector,
     sqlserver_connector,
 )
 from shared.errors import ImgpipeError
 from shared.models import (
-    DeliveryAttempt,
     ImageOutcome,
     ImageRecord,
     ImageStatus,
@@ -52,6 +50,7 @@ from shared.sql_dialect import (
     SQLiteDialect,
 )
 from shared.sql_limits import truncate_utf16
+from shared.store_deliveries import MAX_ERROR_CHARS, DeliveryRecords, first_row
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,6 @@ T = TypeVar("T")
 
 BULK_ROWS = 1000  # rows per executemany call: bounds the parameter lists held in memory
 IN_LIST_SIZE = 500  # seqs per "IN (...)" (SQL Server allows 2,100 parameters a statement)
-MAX_ERROR_CHARS = 1000  # NVARCHAR(1000): UTF-16 code units, see shared.sql_limits
 
 class DuplicateRequest(ImgpipeError):
     """Raised by ``create_request`` when the idempotency key already belongs to ``request_id``."""
@@ -73,17 +71,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _first(rows: list[Row]) -> Row | None:
-    return rows[0] if rows else None
-
-
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
 
 
-class Store:
+class Store(DeliveryRecords):
     """The database of imgpipe; safe to share between threads (one connection each)."""
 
     def __init__(self, connect: Callable[[], DBAPIConnection], dialect: Dialect) -> None:
@@ -181,7 +175,7 @@ class Store:
         def work(cursor: DBAPICursor) -> bool:
             if idempotency_key is not None:
                 cursor.execute(sql.SELECT_BY_KEY, (idempotency_key,))
-                existing = _first(rows_of(cursor))
+                existing = first_row(rows_of(cursor))
                 if existing is not None:
                     raise DuplicateRequest(str(existing["request_id"]).strip())
             cursor.execute(sql.INSERT_REQUEST, request_row)
@@ -206,11 +200,11 @@ class Store:
             raise DuplicateRequest(existing_id) from exc
 
     def find_by_idempotency_key(self, key: str) -> str | None:
-        row = _first(self._fetch_all(sql.SELECT_BY_KEY, (key,)))
+        row = first_row(self._fetch_all(sql.SELECT_BY_KEY, (key,)))
         return str(row["request_id"]).strip() if row else None
 
     def get_request(self, request_id: str) -> RequestRecord | None:
-        row = _first(self._fetch_all(sql.SELECT_REQUEST, (request_id,)))
+        row = first_row(self._fetch_all(sql.SELECT_REQUEST, (request_id,)))
         if row is None:
             return None
         from_db = self.dialect.from_db
@@ -261,7 +255,7 @@ class Store:
 
         def completed_by_this_call(cursor: DBAPICursor) -> bool | None:
             cursor.execute(sql.SELECT_COMPLETED_AT, (request_id,))
-            row = _first(rows_of(cursor))
+            row = first_row(rows_of(cursor))
             return True if row is not None and self._same_instant(row["completed_at"], now) else None
 
         return self._update(sql.COMPLETE_REQUEST, (now, now, request_id), completed_by_this_call)
@@ -271,20 +265,17 @@ class Store:
         self._update(sql.MARK_FANIN_RESEED, (self.dialect.to_db(_now()), request_id))
 
     def fanin_reseed_needed(self, request_id: str) -> bool:
-        row = _first(self._fetch_all(sql.SELECT_FANIN_RESEED, (request_id,)))
+        row = first_row(self._fetch_all(sql.SELECT_FANIN_RESEED, (request_id,)))
         return row is not None and row["fanin_reseed_at"] is not None
 
     # -- images --------------------------------------------------------------------------------------
 
     def image_status(self, request_id: str, seq: int) -> ImageStatus | None:
-        row = _first(self._fetch_all(sql.SELECT_IMAGE_STATUS, (request_id, seq)))
+        row = first_row(self._fetch_all(sql.SELECT_IMAGE_STATUS, (request_id, seq)))
         return ImageStatus(row["status"]) if row else None
 
     def mark_started(self, request_id: str, seq: int) -> None:
         self._update(sql.MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
-
-    def _same_instant(self, stored: Any, sent: Any) -> bool:
-        return stored is not None and self.dialect.from_db(stored) == self.dialect.from_db(sent)
 
     def _finish_image(
         self, statement: str, params: Sequence[Any], request_id: str, seq: int, now: Any, status: ImageStatus
@@ -300,7 +291,7 @@ class Store:
 
         def finished_by_this_call(cursor: DBAPICursor) -> bool | None:
             cursor.execute(sql.SELECT_IMAGE_STATUS, (request_id, seq))
-            row = _first(rows_of(cursor))
+            row = first_row(rows_of(cursor))
             ours = row is not None and row["status"] == status.value and self._same_instant(row["finished_at"], now)
             return True if ours else None
 
@@ -347,80 +338,3 @@ class Store:
             )
             for r in self._fetch_all(sql.SELECT_IMAGES, (request_id,))
         ]
-
-    # -- webhook deliveries ------------------------------------------------------------------------
-
-    def record_delivery_attempt(self, attempt: DeliveryAttempt) -> bool:
-        """Record (or claim) one attempt; True if this call inserted it, False if the number was taken.
-
-        Claiming an attempt number before sending is what keeps two racing notifies from both
-        posting: only the one whose insert wins may send. A plain INSERT on the primary key
-        decides it (the loser's duplicate-key error means "taken"), with no range locks.
-        """
-        a = attempt
-        attempted_at = self.dialect.to_db(a.attempted_at)
-        error = truncate_utf16(a.error, MAX_ERROR_CHARS) if a.error is not None else None
-        params = (a.request_id, a.attempt, a.delivery_id, attempted_at, a.url, a.status_code, error,
-                  int(a.succeeded))  # fmt: skip
-
-        def claimed_by_this_call(cursor: DBAPICursor) -> bool | None:
-            cursor.execute(sql.SELECT_DELIVERY, (a.request_id, a.attempt))
-            row = _first(rows_of(cursor))
-            ours = (
-                row is not None
-                and row["delivery_id"] == a.delivery_id
-                and row["error"] == error
-                and self._same_instant(row["attempted_at"], attempted_at)
-            )
-            return True if ours else None
-
-        try:
-            return self._update(sql.INSERT_DELIVERY, params, claimed_by_this_call)
-        except Exception as exc:
-            if self.dialect.is_unique_violation(exc):
-                return False
-            raise
-
-    def take_over_delivery_claim(self, request_id: str, attempt: int, marker: str, older_than: datetime) -> bool:
-        """Claim an attempt whose sender died (unfinished since before ``older_than``); True if won."""
-        now, cutoff = self.dialect.to_db(_now()), self.dialect.to_db(older_than)
-
-        def taken_over_by_this_call(cursor: DBAPICursor) -> bool | None:
-            cursor.execute(sql.SELECT_DELIVERY, (request_id, attempt))
-            row = _first(rows_of(cursor))
-            ours = row is not None and row["error"] == marker and self._same_instant(row["attempted_at"], now)
-            return True if ours else None
-
-        return self._update(
-            sql.TAKE_OVER_DELIVERY_CLAIM, (now, request_id, attempt, marker, cutoff), taken_over_by_this_call
-        )
-
-    def release_delivery_claim(self, request_id: str, attempt: int) -> None:
-        """Drop an attempt claimed but never sent (the sender failed before posting)."""
-        self._update(sql.RELEASE_DELIVERY_CLAIM, (request_id, attempt))
-
-    def finish_delivery_attempt(
-        self, request_id: str, attempt: int, status_code: int | None, error: str | None, succeeded: bool
-    ) -> None:
-        """Fill in the outcome of an attempt claimed with ``record_delivery_attempt``."""
-        error = truncate_utf16(error, MAX_ERROR_CHARS) if error is not None else None
-        self._update(sql.FINISH_DELIVERY, (status_code, error, int(succeeded), request_id, attempt))
-
-    def delivery_attempts(self, request_id: str) -> list[DeliveryAttempt]:
-        attempts = []
-        for row in self._fetch_all(sql.SELECT_DELIVERIES, (request_id,)):
-            attempted_at = self.dialect.from_db(row["attempted_at"])
-            assert attempted_at is not None  # NOT NULL column
-            attempts.append(
-                DeliveryAttempt(
-                    request_id=request_id,
-                    attempt=int(row["attempt"]),
-                    delivery_id=str(row["delivery_id"]),
-                    attempted_at=attempted_at,
-                    url=row["url"],
-                    status_code=row["status_code"],
-                    error=row["error"],
-                    succeeded=bool(row["succeeded"]),
-                )
-            )
-        return attempts
