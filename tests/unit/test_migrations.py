@@ -8,6 +8,8 @@ import threading
 import uuid
 from pathlib import Path
 
+import pytest
+
 from shared import migrate
 from shared.database import Database, sqlite_connector
 from shared.models import ImageOutcome, ImageStatus, ProductRow
@@ -202,3 +204,19 @@ def test_counts_are_kept_with_each_image_and_read_without_counting(tmp_path: Pat
             " AND status = 'Pending'", (request_id,)))  # fmt: skip
     db.close()
     assert "ix_images_request_status" in plan, plan
+
+
+def test_the_migrate_command_checks_applies_and_prints_the_tsql_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cli.sqlite3"
+    monkeypatch.setenv("SQLITE_PATH", str(path))
+    monkeypatch.delenv("SQLSERVER_CONNECTION_STRING", raising=False)
+    assert migrate.main(["--check"]) == 1  # nothing applied yet
+    assert migrate.main([]) == 0
+    assert versions(path) == list(range(1, LATEST + 1))
+    assert migrate.main(["--check"]) == 0
+    capsys.readouterr()
+    assert migrate.main(["--script"]) == 0
+    script = capsys.readouterr().out
+    assert script.count("INSERT INTO dbo.schema_version") == LATEST and "SET QUOTED_IDENTIFIER ON" in script
