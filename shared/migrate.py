@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.database import Database, sqlite_connector, sqlserver_connector
+from shared.database import Database, rows_of, sqlite_connector, sqlserver_connector
 from shared.errors import ConfigError
 from shared.settings import Settings
 from shared.sql_dialect import DBAPICursor, Dialect
@@ -66,12 +66,12 @@ def latest_version(dialect_name: str) -> int:
 
 def _current(cursor: DBAPICursor, dialect: Dialect) -> int:
     cursor.execute(dialect.schema_version_exists)
-    exists = cursor.fetchone()
-    if not exists or not exists[0]:
+    exists = rows_of(cursor)
+    if not exists or not exists[0]["present"]:
         return 0
-    cursor.execute("SELECT MAX(version) FROM schema_version")
-    row = cursor.fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    cursor.execute("SELECT MAX(version) AS version FROM schema_version")
+    rows = rows_of(cursor)
+    return int(rows[0]["version"]) if rows and rows[0]["version"] is not None else 0
 
 
 def current_version(db: Database) -> int:

@@ -105,7 +105,7 @@ class Dialect:
     name = "generic"
     # Run before the first statement of a write transaction (None: the driver opens one itself).
     begin_write: str | None = None
-    # A query answering 1 when the schema_version table exists, else 0 (or no row).
+    # A query whose column ``present`` is 1 when the schema_version table exists, else 0.
     schema_version_exists: str = ""
     # Run first in each migration's transaction, so two migrators never apply the same step.
     migration_lock: str | None = None
@@ -150,7 +150,9 @@ class SQLiteDialect(Dialect):
     # Take the write lock up front: a deferred transaction that reads then writes can fail with
     # SQLITE_BUSY without waiting when another connection wrote in between (WAL snapshots).
     begin_write = "BEGIN IMMEDIATE"
-    schema_version_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    schema_version_exists = (
+        "SELECT COUNT(*) AS present FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    )
 
     def __init__(self, busy_timeout_ms: int = 5000, retry_policy: RetryPolicy | None = None) -> None:
         self.busy_timeout_ms = busy_timeout_ms
@@ -230,7 +232,9 @@ def is_microsoft_driver(driver_file: str) -> bool:
 
 class TSQLDialect(Dialect):
     name = "tsql"
-    schema_version_exists = "SELECT CASE WHEN OBJECT_ID(N'dbo.schema_version', N'U') IS NULL THEN 0 ELSE 1 END"
+    schema_version_exists = (
+        "SELECT CASE WHEN OBJECT_ID(N'dbo.schema_version', N'U') IS NULL THEN 0 ELSE 1 END AS present"
+    )
     # Serialises migrators; released with the migration's transaction.
     migration_lock = (
         "EXEC sp_getapplock @Resource = N'imgpipe-migrate', @LockMode = N'Exclusive',"

@@ -38,8 +38,8 @@ class RecordingCursor:
         self.connection.log.append(sql)
         self.description, self._rows = None, []
         if sql == TSQLDialect.schema_version_exists:
-            self.description, self._rows = [("exists",)], [(1,)]
-        elif sql.startswith("SELECT MAX(version) FROM schema_version"):
+            self.description, self._rows = [("present",)], [(1,)]
+        elif sql.startswith("SELECT MAX(version) AS version FROM schema_version"):
             self.description, self._rows = [("version",)], [(self.connection.version,)]
 
     def executemany(self, sql: str, seq_of_parameters: Any) -> None:
