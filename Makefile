@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run demo test test-fast lint bench reliability clean
+.PHONY: setup run demo test test-fast lint bench reliability migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -44,6 +44,9 @@ reliability: setup  ## the fault-injection campaign with its report table
 
 bench: setup  ## benchmarks that print figures (see bench/README.md)
 	$(PY) -m bench.run_all
+
+migrate: setup  ## apply the database migrations (SQLSERVER_CONNECTION_STRING, else SQLite at SQLITE_PATH)
+	$(PY) -m shared.migrate
 
 clean:
 	rm -rf .data processed_images .pytest_cache .mypy_cache .ruff_cache

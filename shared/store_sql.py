@@ -7,7 +7,10 @@ by the column names (or aliases) these statements select.
 Seeks on SQL Server: pyodbc binds a Python ``str`` as NVARCHAR, which outranks the CHAR(36)
 ``request_id`` column and would convert the column (CONVERT_IMPLICIT) and scan. Every request id
 parameter is therefore written ``CAST(? AS VARCHAR(36))``: the parameter is converted,
-never the column. (SQLite reads the same CAST as TEXT.)
+never the column. (SQLite reads the same CAST as TEXT.) Why not UNIQUEIDENTIFIER: it would need a
+cast of every parameter just the same, a rewrite of every key and foreign key of a deployed
+database, and ids would come back upper-case; the binary-collated CHAR(36) keeps the id the same
+text on both dialects, and the cast costs nothing.
 
 Locking under READ_COMMITTED_SNAPSHOT (Azure SQL's default) and under plain READ COMMITTED:
 every UPDATE finds its rows by a key seek, so it locks only the rows it changes, never a
