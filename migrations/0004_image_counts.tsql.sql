@@ -1,6 +1,7 @@
 -- Per-request counts kept with each image's change of status, so reading a request's status no
 -- longer counts its images (that read ran once per image while Redis was down: quadratic), and
--- the (request_id, status) index that lets per-request status filters seek.
+-- the (request_id, status) index that lets per-request status filters seek. Images an older build
+-- finishes after this ran are not counted; Store.get_request recounts a request once none is Pending.
 -- Session options this script depends on (sqlcmd without -I runs with QUOTED_IDENTIFIER OFF,
 -- and filtered indexes then fail). Each SET is its own batch: QUOTED_IDENTIFIER applies from the
 -- next batch on.

@@ -207,6 +207,12 @@ class Store(DeliveryRecords):
         row = first_row(self._fetch_all(sql.SELECT_REQUEST, (request_id,)))
         if row is None:
             return None
+        finished = int(row["done_images"]) + int(row["failed_images"])
+        if not row["any_pending"] and finished != int(row["images"]):
+            logger.warning("request %s: image counts were behind its images; recounting once", request_id)
+            self._update(sql.RECOUNT_IMAGES, (request_id,))
+            row = first_row(self._fetch_all(sql.SELECT_REQUEST, (request_id,)))
+            assert row is not None  # requests are never deleted
         from_db = self.dialect.from_db
         created_at, updated_at = from_db(row["created_at"]), from_db(row["updated_at"])
         assert created_at is not None and updated_at is not None  # NOT NULL columns

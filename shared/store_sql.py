@@ -36,10 +36,22 @@ INSERT_IMAGE = (
 )
 SELECT_BY_KEY = "SELECT request_id FROM requests WHERE idempotency_key = ?"
 REQUEST_EXISTS = "SELECT request_id FROM requests WHERE request_id = CAST(? AS VARCHAR(36))"
+# any_pending is one index seek (IX_images_request_status), not a count: the counts are kept on
+# requests. It tells a finished request whose counts missed images finished by a build that did
+# not keep them (the window between migration 0004 and the new deployment).
 SELECT_REQUEST = (
     "SELECT status, webhook_url, products, images, created_at, updated_at, completed_at,"
-    " fanout_completed_at, done_images, failed_images"
+    " fanout_completed_at, done_images, failed_images,"
+    " CASE WHEN EXISTS (SELECT 1 FROM images i WHERE i.request_id = requests.request_id"
+    " AND i.status = 'Pending') THEN 1 ELSE 0 END AS any_pending"
     " FROM requests WHERE request_id = CAST(? AS VARCHAR(36))"
+)
+# Once no image is Pending, no image of the request changes any more: a recount is final.
+RECOUNT_IMAGES = (
+    "UPDATE requests SET"
+    " done_images = (SELECT COUNT(*) FROM images i WHERE i.request_id = requests.request_id AND i.status = 'Done'),"
+    " failed_images = (SELECT COUNT(*) FROM images i WHERE i.request_id = requests.request_id"
+    " AND i.status = 'Failed') WHERE request_id = CAST(? AS VARCHAR(36))"
 )
 SELECT_UNENQUEUED = (
     "SELECT i.seq, i.input_url, r.images AS total FROM images i JOIN requests r ON r.request_id = i.request_id"

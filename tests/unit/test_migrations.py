@@ -220,3 +220,28 @@ def test_the_migrate_command_checks_applies_and_prints_the_tsql_script(
     assert migrate.main(["--script"]) == 0
     script = capsys.readouterr().out
     assert script.count("INSERT INTO dbo.schema_version") == LATEST and "SET QUOTED_IDENTIFIER ON" in script
+
+
+def test_images_finished_by_an_older_build_after_the_migration_are_counted(tmp_path: Path) -> None:
+    """Between migration 0004 and the new deployment, the old build finishes images without
+    keeping the counts; once the last image is finished the counts are repaired, so notify's
+    "all finished?" check still passes and the webhook is sent."""
+    path = tmp_path / "window.sqlite3"
+    store = Store.for_sqlite(path)
+    store.ensure_schema()
+    request_id = str(uuid.uuid4())
+    store.create_request(request_id, [ProductRow(2, 1, "Mug", ("https://a/1", "https://a/2", "https://a/3"))],
+                         None, None)  # fmt: skip
+    outcome = ImageOutcome("https://out.example/0.jpg", 1, 1, 1, 1, "JPEG", 50, 0, 0, 0)
+    store.record_done(request_id, 0, outcome)
+    with sqlite3.connect(path) as old_build:  # the old build's RECORD_DONE / RECORD_FAILED
+        old_build.execute("UPDATE images SET status = 'Done' WHERE request_id = ? AND seq = 1", (request_id,))
+    old_build.close()
+    record = store.get_request(request_id)
+    assert record is not None and (record.done, record.failed) == (1, 0)  # seq 2 still pending: no recount
+    with sqlite3.connect(path) as old_build:
+        old_build.execute("UPDATE images SET status = 'Failed' WHERE request_id = ? AND seq = 2", (request_id,))
+    old_build.close()
+    record = store.get_request(request_id)
+    assert record is not None and (record.done, record.failed, record.images) == (2, 1, 3)
+    store.close()
