@@ -27,8 +27,12 @@ IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_images_request_status
 CREATE NONCLUSTERED INDEX IX_images_request_status ON dbo.images (request_id, status);
 GO
 
-UPDATE r SET
-    done_images = (SELECT COUNT(*) FROM dbo.images i WHERE i.request_id = r.request_id AND i.status = 'Done'),
-    failed_images = (SELECT COUNT(*) FROM dbo.images i WHERE i.request_id = r.request_id AND i.status = 'Failed')
-FROM dbo.requests r;
+-- Only where version 4 is not yet recorded: a re-run of the whole chain leaves live counts alone.
+IF NOT EXISTS (SELECT 1 FROM dbo.schema_version WHERE version = 4)
+BEGIN
+    UPDATE r SET
+        done_images = (SELECT COUNT(*) FROM dbo.images i WHERE i.request_id = r.request_id AND i.status = 'Done'),
+        failed_images = (SELECT COUNT(*) FROM dbo.images i WHERE i.request_id = r.request_id AND i.status = 'Failed')
+    FROM dbo.requests r;
+END
 GO

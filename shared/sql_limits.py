@@ -14,7 +14,7 @@ INT_MAX = 2**31 - 1
 PRODUCT_NAME_UNITS = 1000
 URL_UNITS = 2048
 IDEMPOTENCY_KEY_UNITS = 200
-ERROR_UNITS = 1000
+ERROR_UNITS = 1000  # shared.errors.MAX_ERROR_CHARS must not exceed it (a test checks)
 
 
 def utf16_units(text: str) -> int:

@@ -12,11 +12,10 @@ from typing import Any
 
 from shared import store_sql as sql
 from shared.database import Database, Row, rows_of
+from shared.errors import MAX_ERROR_CHARS
 from shared.models import DeliveryAttempt
 from shared.sql_dialect import DBAPICursor, Dialect
-from shared.sql_limits import ERROR_UNITS, truncate_utf16
-
-MAX_ERROR_CHARS = ERROR_UNITS  # NVARCHAR(1000): counted in UTF-16 code units
+from shared.sql_limits import truncate_utf16
 
 Committed = Callable[[DBAPICursor], bool | None]
 

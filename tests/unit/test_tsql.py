@@ -264,6 +264,12 @@ def test_the_sqlcmd_script_is_the_chain_and_records_each_version() -> None:
         assert all(not isinstance(s, exp.Command) for s in sqlglot.parse(batch, read="tsql"))
 
 
+def test_schema_sql_is_the_generated_chain() -> None:
+    """infra's post-provision hook applies schema.sql with sqlcmd: it must be the current chain."""
+    committed = (Path(migrate.MIGRATIONS_DIR).parent / "schema.sql").read_text(encoding="utf-8")
+    assert committed == migrate.tsql_script(), "regenerate: python -m shared.migrate --script > schema.sql"
+
+
 def tsql_final_schema() -> tuple[dict[str, list[str]], set[str]]:
     tables: dict[str, list[str]] = {}
     indexes: set[str] = set()
