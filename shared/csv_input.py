@@ -21,13 +21,13 @@ from collections.abc import Iterator
 
 from shared.errors import PayloadTooLarge, Problem, ValidationError
 from shared.models import ProductRow
+from shared.sql_limits import INT_MAX, PRODUCT_NAME_UNITS, URL_UNITS, too_long
 from shared.urls import url_problem
 
 MAX_PROBLEMS = 100
 # csv's own field_size_limit is process-wide state; instead each line and cell is capped here.
 MAX_CELL_CHARS = 64 * 1024
 MAX_LINE_BYTES = 1024 * 1024
-MAX_NAME_CHARS = 1000
 # The brief's CSV has three columns plus spilled URLs; far wider files are refused, not parsed.
 MAX_COLUMNS = 200
 
@@ -167,17 +167,19 @@ class _Parser:
         name_column = columns.names[columns.name]
         if not name:
             self.add("product name is empty", line, name_column)
-        elif len(name) > MAX_NAME_CHARS:
-            self.add(f"product name is longer than {MAX_NAME_CHARS} characters", line, name_column)
+        elif name_problem := too_long(name, PRODUCT_NAME_UNITS):  # NVARCHAR counts UTF-16 units
+            self.add(f"product name {name_problem}", line, name_column)
         urls = self.parse_urls(columns, cells, line)
         if len(self.problems) == before and serial is not None:
             self.rows.append(ProductRow(line=line, serial=serial, name=name, urls=urls))
 
     def parse_serial(self, cell: str, line: int, column: str) -> int | None:
         match = _SERIAL.match(cell)
-        serial = int(match.group(1)) if match else 0
-        if serial <= 0:
-            self.add(f"serial number must be a positive integer, got {cell.strip()[:40]!r}", line, column)
+        digits = match.group(1).lstrip("0") if match else ""
+        serial = int(digits) if 0 < len(digits) <= 10 else 0  # more digits cannot fit an INT anyway
+        if not 0 < serial <= INT_MAX:  # the serial column is an INT
+            self.add(f"serial number must be an integer from 1 to {INT_MAX}, got {cell.strip()[:40]!r}",
+                     line, column)  # fmt: skip
             return None
         first_line = self.serial_lines.setdefault(serial, line)
         if first_line != line:
@@ -197,7 +199,7 @@ class _Parser:
         elif len(urls) > self.max_urls_per_row:
             self.add(f"{len(urls)} image URLs, at most {self.max_urls_per_row} per product", line, column)
         for position, url in enumerate(urls, start=1):
-            problem = url_problem(url)
+            problem = url_problem(url) or too_long(url, URL_UNITS)
             if problem:
                 # The URL itself is not echoed: it may carry credentials.
                 self.add(f"URL {position} {problem}", line, column)
