@@ -44,8 +44,8 @@ from bench.harness import (
     warm_up,
 )
 from bench.kernel import run_once
-from bench.photoset import make_photoset
 from bench.pipeline import photo_names
+from devtools.photoset import make_photoset
 
 BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
 TIMELINE_PNG = REPO_ROOT / "docs" / "fanout_timeline.png"

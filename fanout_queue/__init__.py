@@ -1,7 +1,8 @@
 """Fan out one range of a request's images: its image messages, and sub-ranges for the rest.
 
 Both outputs are written by the host only when the invocation succeeds; a host that dies first
-leaves the range message to be delivered again.
+leaves the range message to be delivered again. A malformed message goes to the poison queue at
+once: no retry can fix it.
 """
 
 from typing import List  # noqa: UP035
@@ -17,8 +18,14 @@ from shared import functions_adapter as adapter
 Messages = List[str]  # noqa: UP006
 
 
-def main(msg: func.QueueMessage, ranges: func.Out[Messages], images: func.Out[Messages]) -> None:
-    result = fanout.fan_out_range(adapter.queue_text(msg), msg.dequeue_count or 1)
+def main(
+    msg: func.QueueMessage, ranges: func.Out[Messages], images: func.Out[Messages], poison: func.Out[str]
+) -> None:
+    try:
+        result = fanout.fan_out_range(adapter.dependencies(), adapter.queue_text(msg), msg.dequeue_count or 1)
+    except adapter.MalformedMessage as exc:
+        adapter.malformed_message(msg, exc, poison)
+        return
     if result.sub_ranges:
         ranges.set(result.sub_ranges)
     if result.image_messages:

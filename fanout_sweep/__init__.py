@@ -9,6 +9,7 @@ from typing import List  # noqa: UP035
 import azure.functions as func
 
 from shared import fanout
+from shared import functions_adapter as adapter
 
 # typing.List, not list: the worker's queue output converter (azure-functions,
 # QueueMessageOutConverter.check_output_type_annotation) recognises only typing generics and
@@ -17,6 +18,6 @@ Messages = List[str]  # noqa: UP006
 
 
 def main(timer: func.TimerRequest, ranges: func.Out[Messages]) -> None:
-    restarts = fanout.sweep_stalled()
+    restarts = fanout.sweep_stalled(adapter.dependencies())
     if restarts:
         ranges.set(restarts)

@@ -26,10 +26,10 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from shared import services
-from shared.errors import PermanentFailure
+from shared.container import Dependencies
+from shared.errors import MalformedMessage
+from shared.ports import RequestStore
 from shared.queues import decode, encode
-from shared.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,9 @@ class FanoutRange:
                 resume=bool(fields.get("resume", False)),
             )
         except (KeyError, TypeError, ValueError):
-            raise PermanentFailure("fan-out message lacks request_id, start or end") from None
+            raise MalformedMessage("fan-out message lacks request_id, start or end") from None
         if fanout_range.start < 0 or fanout_range.end < fanout_range.start:
-            raise PermanentFailure("fan-out message has a range outside 0 <= start <= end")
+            raise MalformedMessage("fan-out message has a range outside 0 <= start <= end")
         return fanout_range
 
 
@@ -103,7 +103,7 @@ def split(fanout_range: FanoutRange, shape: FanoutShape) -> tuple[FanoutRange, l
     return head, children
 
 
-def handle_range(store: Store, body: str, dequeue_count: int, shape: FanoutShape) -> FanoutResult:
+def handle_range(store: RequestStore, body: str, dequeue_count: int, shape: FanoutShape) -> FanoutResult:
     """Handle one fan-out message: its head's image messages and its sub-range messages."""
     fanout_range = FanoutRange.from_message(body)
     head, children = split(fanout_range, shape)
@@ -127,7 +127,7 @@ def root_message(request_id: str, images: int, resume: bool = False) -> str:
     return FanoutRange.whole(request_id, images, resume).to_message()
 
 
-def sweep(store: Store, stale_after_s: float, now: datetime | None = None, limit: int = 100) -> list[str]:
+def sweep(store: RequestStore, stale_after_s: float, now: datetime | None = None, limit: int = 100) -> list[str]:
     """Restart messages for fan-outs that made no progress for ``stale_after_s``, oldest first."""
     older_than = (now or datetime.now(UTC)) - timedelta(seconds=stale_after_s)
     messages = []
@@ -138,13 +138,15 @@ def sweep(store: Store, stale_after_s: float, now: datetime | None = None, limit
 
 
 
-def fan_out_range(body: str, dequeue_count: int) -> FanoutResult:
-    """The fan-out function's use case: one range message in, its output messages out."""
-    settings = services.settings()
-    shape = FanoutShape(settings.fanout_leaf_size, settings.fanout_branching)
-    return handle_range(services.store(), body, dequeue_count, shape)
+def fan_out_range(deps: Dependencies, body: str, dequeue_count: int) -> FanoutResult:
+    """The fan-out function's use case: one range message in, its output messages out.
+
+    A body that can never be a range raises ``MalformedMessage`` before anything is touched.
+    """
+    shape = FanoutShape(deps.settings.fanout_leaf_size, deps.settings.fanout_branching)
+    return handle_range(deps.store, body, dequeue_count, shape)
 
 
-def sweep_stalled() -> list[str]:
+def sweep_stalled(deps: Dependencies) -> list[str]:
     """The sweep function's use case: restart messages for the stalled fan-outs."""
-    return sweep(services.store(), services.settings().fanout_stale_after_s)
+    return sweep(deps.store, deps.settings.fanout_stale_after_s)

@@ -16,13 +16,14 @@ from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.azure_storage import storage_client_options
-from shared.errors import PermanentFailure, TransientFailure
+from shared.errors import MalformedMessage, PermanentFailure, TransientFailure
 
 logger = logging.getLogger(__name__)
 
-# Connections a client keeps open (its pool); the app's own sends are few (notify retries).
+# Connections a client keeps open (its pool). The app's own sends are few (notify retries): the
+# image and fan-out messages leave through the functions' output bindings, written by the host.
 SEND_CONCURRENCY = 32
-# The queue's own limit is 64 KiB after base64 (48,000 characters measured); ours are small.
+# The queue's own limit is 64 KiB after base64 (48,000 characters accepted); ours are small.
 MAX_MESSAGE_CHARS = 48_000
 
 
@@ -49,13 +50,13 @@ def encode(payload: Mapping[str, object]) -> str:
 
 
 def decode(text: str) -> dict[str, Any]:
-    """Parse a message body; a body that is not a JSON object is a permanent failure."""
+    """Parse a message body; a body that is not a JSON object can never succeed: ``MalformedMessage``."""
     try:
         value = json.loads(text)
     except ValueError:
-        raise PermanentFailure("queue message is not JSON") from None
+        raise MalformedMessage("queue message is not JSON") from None
     if not isinstance(value, dict):
-        raise PermanentFailure("queue message is not a JSON object")
+        raise MalformedMessage("queue message is not a JSON object")
     return value
 
 
@@ -65,3 +66,19 @@ def send(client: QueueClient, payload: Mapping[str, object], *, delay_s: float =
     except AzureError as exc:
         raise TransientFailure(f"could not send to queue {client.queue_name}: {type(exc).__name__}") from exc
 
+
+class AzureQueue:
+    """A ``MessageQueue`` over one Azure Storage queue."""
+
+    def __init__(self, client: QueueClient) -> None:
+        self._client = client
+
+    @property
+    def name(self) -> str:
+        return str(self._client.queue_name)
+
+    def send(self, payload: Mapping[str, object], *, delay_s: float = 0) -> None:
+        send(self._client, payload, delay_s=delay_s)
+
+    def close(self) -> None:
+        self._client.close()

@@ -6,7 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from shared import services
+from shared.container import Dependencies
 from shared.errors import NotFound, Problem, ValidationError
 from shared.report import output_csv, status_document
 
@@ -37,9 +37,9 @@ def canonical_request_id(raw: str) -> str:
     return str(parsed)
 
 
-def get_status(query: StatusQuery) -> StatusAnswer:
+def get_status(deps: Dependencies, query: StatusQuery) -> StatusAnswer:
     request_id = canonical_request_id(query.request_id)
-    store = services.store()
+    store = deps.store
     record = store.get_request(request_id)
     if record is None:
         raise NotFound(f"no request {request_id}")

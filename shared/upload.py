@@ -12,12 +12,12 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from shared import services
+from shared.container import Dependencies
 from shared.csv_input import parse_products
-from shared.errors import PayloadTooLarge, Problem, TransientFailure, ValidationError
+from shared.errors import DuplicateRequest, PayloadTooLarge, Problem, TransientFailure, ValidationError
 from shared.fanout import root_message
 from shared.models import RequestStatus
-from shared.store import DuplicateRequest, Store
+from shared.sql_limits import URL_UNITS, too_long
 from shared.urls import url_problem
 
 logger = logging.getLogger(__name__)
@@ -44,14 +44,14 @@ class UploadAccepted:
     fanout_message: str | None = None
 
 
-def accept_upload(upload: UploadInput) -> UploadAccepted:
-    settings = services.settings()
+def accept_upload(deps: Dependencies, upload: UploadInput) -> UploadAccepted:
+    settings = deps.settings
     option_problems = _option_problems(upload)
-    store = services.store()
+    store = deps.store
     if upload.idempotency_key and not option_problems:
         existing = store.find_by_idempotency_key(upload.idempotency_key)
         if existing is not None:
-            return _replay(store, existing)
+            return _replay(deps, existing)
     if len(upload.csv_data) > settings.max_csv_bytes:
         raise PayloadTooLarge(f"the CSV is larger than {settings.max_csv_bytes} bytes")
     try:
@@ -69,7 +69,7 @@ def accept_upload(upload: UploadInput) -> UploadAccepted:
     try:
         store.create_request(request_id, products, webhook_url, upload.idempotency_key)
     except DuplicateRequest as duplicate:  # the same key raced us: answer as its replay
-        return _replay(store, duplicate.request_id)
+        return _replay(deps, duplicate.request_id)
     images = sum(len(product.urls) for product in products)
     logger.info("request %s stored: %d products, %d images", request_id, len(products), images)
     return UploadAccepted(
@@ -81,7 +81,7 @@ def accept_upload(upload: UploadInput) -> UploadAccepted:
 def _option_problems(upload: UploadInput) -> list[Problem]:
     problems = []
     if upload.webhook_url is not None:
-        reason = url_problem(upload.webhook_url)
+        reason = url_problem(upload.webhook_url) or too_long(upload.webhook_url, URL_UNITS)
         if reason:
             problems.append(Problem(f"webhook_url: {reason}", column="webhook_url"))
     if upload.idempotency_key is not None and not IDEMPOTENCY_KEY_PATTERN.fullmatch(upload.idempotency_key):
@@ -91,8 +91,8 @@ def _option_problems(upload: UploadInput) -> list[Problem]:
     return problems
 
 
-def _replay(store: Store, request_id: str) -> UploadAccepted:
-    record = store.get_request(request_id)
+def _replay(deps: Dependencies, request_id: str) -> UploadAccepted:
+    record = deps.store.get_request(request_id)
     if record is None:  # deleted between the look-up and now
         raise TransientFailure("the earlier request with this Idempotency-Key is gone; retry")
     # The first answer's fan-out message may never have been written (its host died after the

@@ -12,7 +12,8 @@ from shared import upload
 
 def main(req: func.HttpRequest, fanout: func.Out[str]) -> func.HttpResponse:
     try:
-        accepted = upload.accept_upload(adapter.upload_input(req))
+        deps = adapter.dependencies()
+        accepted = upload.accept_upload(deps, adapter.upload_input(req, deps.settings))
     except Exception as exc:
         return adapter.error_response(exc)
     if accepted.fanout_message is not None:

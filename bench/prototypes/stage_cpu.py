@@ -55,16 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = load_average()
     with bench_stack("stage-cpu", photos_dir(2.0), DISABLED) as stack:
         stack.run_accept_only(stack.urls(names))
-        os.environ.update(stack.app.env)
-        from shared import fanout, process, services
+        from shared import fanout, process
+        from shared.container import build_dependencies
         from shared.imaging import compress_image
         from shared.models import ImageOutcome
         from shared.outbound import download
         from shared.queues import queue_client
+        from shared.settings import Settings
 
-        services.reset()
-        settings = services.settings()
-        store = services.store()
+        settings = Settings.from_env(stack.app.env)
+        deps = build_dependencies(settings)
+        store = deps.store
         shape = fanout.FanoutShape(settings.fanout_leaf_size, settings.fanout_branching)
         connection = settings.storage_connection_string
         fanout_queue = queue_client(connection, settings.fanout_queue)
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             task = timed("parse", process.parse_task, message.content)
             timed("start_image", store.start_image, task.request_id, task.seq)
             data = timed(
-                "download", download, services.http_session(), task.url,
+                "download", download, deps.http, task.url,
                 max_bytes=settings.max_image_bytes, connect_timeout_s=5, read_timeout_s=20,
             )  # fmt: skip
             image = timed(
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 quality=settings.jpeg_quality, max_pixels=settings.max_image_pixels, size_target_ratio=0.0,
             )  # fmt: skip
             url = timed(
-                "output put", services.output_storage().put,
+                "output put", deps.output.put,
                 f"{task.request_id}/{task.seq:05d}.jpg", image.data, image.content_type,
             )  # fmt: skip
             outcome = ImageOutcome(url, len(data), len(image.data), image.width, image.height, image.format,
@@ -98,11 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             timed("record_done", store.record_done, task.request_id, task.seq, outcome)
             reseed = timed("fan-in re-seed check", store.fanin_reseed_needed, task.request_id)
             timed(
-                "redis fan-in", services.completion_tracker().record, task.request_id, task.seq, task.total,
+                "redis fan-in", deps.completion.record, task.request_id, task.seq, task.total,
                 seed=lambda request_id=task.request_id: store.terminal_seqs(request_id), reseed=reseed,
             )  # fmt: skip
             timed("queue delete (host)", image_queue.delete_message, message.id, message.pop_receipt)
-        services.reset()
+        fanout_queue.close()
+        image_queue.close()
+        deps.close()
     per_image = {name: round(seconds * 1000 / max(1, len(messages)), 3) for name, seconds in totals.items()}
     outside = round(sum(ms for name, ms in per_image.items() if name != "compress"), 3)
     for name, ms in per_image.items():

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import redis
 
+from devtools.apphost import AppStack
+from devtools.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
+from devtools.samples import csv_for, photo_jpeg
 from shared.fanin import completion_keys
 from shared.queues import encode, queue_client
-from tests.integration.conftest import csv_for, photo_jpeg
-from tests.support.apphost import AppStack
-from tests.support.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
 
 pytestmark = pytest.mark.integration
 

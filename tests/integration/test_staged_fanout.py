@@ -14,11 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.apphost import AppStack
+from devtools.http_servers import Reply, RunningServer, serve_in_thread
+from devtools.samples import csv_for, photo_jpeg
 from shared.queues import queue_client
-from tests.integration.conftest import csv_for, photo_jpeg
 from tests.integration.test_pipeline_faults import GatedImages, _deliveries, _outputs, _query, _settle, _wait
-from tests.support.apphost import AppStack
-from tests.support.http_servers import Reply, RunningServer, serve_in_thread
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-import tests.support.webhook_receiver as receiver_module
+import devtools.webhook_receiver as receiver_module
+from devtools.http_servers import RecordedRequest
+from devtools.webhook_receiver import WebhookReceiver, running_receiver
 from shared.outbound import build_session
 from shared.settings import Secret, Settings
 from shared.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSender, sign, verify
-from tests.support.http_servers import RecordedRequest
-from tests.support.webhook_receiver import WebhookReceiver, running_receiver
 
 SECRET = "replay-test-secret"
 BODY = b'{"request_id":"5b1c7f8e-7a53-4f6e-9c1d-3a2b1c0d9e8f","status":"Completed"}'
@@ -27,7 +27,8 @@ LOOPBACK_ALLOWLIST = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
 def headers_at(timestamp: int, body: bytes = BODY, secret: str = SECRET) -> dict[str, str]:
-    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body)}
+    return {TIMESTAMP_HEADER: str(timestamp), DELIVERY_HEADER: "d-1",
+            SIGNATURE_HEADER: sign(secret, timestamp, "d-1", body)}
 
 
 @pytest.mark.parametrize("age_s", [0, 1, 299, 300, -300])

@@ -1,7 +1,8 @@
 """The function folders' main() called directly, as the worker would, with fakes for the servers.
 
-The database is a real SQLite file; the queue, Redis and outbound HTTP are fakes, so these run
-without any server.
+The database is a real SQLite file; the queues, the fan-in, outputs and the webhook are the
+in-memory ones of ``shared.memory``, handed in through ``functions_adapter.set_dependencies``, so
+these run without any server.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import base64
 import importlib
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,13 @@ import pytest
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
-from shared import process, services
+from shared import functions_adapter, process
+from shared.container import Dependencies
 from shared.errors import PermanentFailure, TransientFailure
+from shared.memory import memory_dependencies
 from shared.models import ImageStatus
+from shared.settings import Settings
+from shared.store import Store
 
 upload_http = importlib.import_module("upload_http")
 status_http = importlib.import_module("status_http")
@@ -31,37 +37,6 @@ fanout_sweep = importlib.import_module("fanout_sweep")
 
 # What upload_http wrote through its fan-out output binding, in order (cleared by the fixture).
 FANOUT_WRITTEN: list[str] = []
-
-
-class FakeQueue:
-    queue_name = "fake"
-
-    def __init__(self, fail_after: int | None = None) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.fail_after = fail_after
-
-    def send_message(self, content: str, visibility_timeout: int | None = None) -> None:
-        from azure.core.exceptions import ServiceRequestError
-
-        if self.fail_after is not None and len(self.sent) >= self.fail_after:
-            raise ServiceRequestError("queue unreachable")
-        self.sent.append(json.loads(content))
-
-    def close(self) -> None:
-        pass
-
-
-class FakeTracker:
-    def __init__(self) -> None:
-        self.done: dict[str, set[int]] = {}
-
-    def record(self, request_id: str, seq: int, total: int, seed: Any, reseed: bool = False) -> bool:
-        finished = self.done.setdefault(request_id, set(seed()))
-        if reseed:
-            finished.update(seed())
-        before = len(finished)
-        finished.add(seq)
-        return len(finished) == total and before < total
 
 
 class Out:
@@ -76,22 +51,27 @@ class Out:
 
 
 @pytest.fixture()
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-    monkeypatch.setenv("SQLITE_PATH", str(tmp_path / "db.sqlite3"))
-    monkeypatch.setenv("OUTPUT_DIR", str(tmp_path / "out"))
-    monkeypatch.setenv("WEBHOOK_SECRET", "")
-    services.reset()
+def app(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    settings = Settings.from_env({
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+        "OUTPUT_DIR": str(tmp_path / "out"),
+    })
+    store = Store.for_sqlite(settings.sqlite_path)
+    store.ensure_schema()
+    deps = memory_dependencies(settings, store)
+    functions_adapter.set_dependencies(deps)
     FANOUT_WRITTEN.clear()
-    fakes: dict[str, Any] = {"image_queue": FakeQueue(), "notify_queue": FakeQueue(), "tracker": FakeTracker()}
-    monkeypatch.setitem(services._cache, "image_queue", fakes["image_queue"])
-    monkeypatch.setitem(services._cache, "notify_queue", fakes["notify_queue"])
-    monkeypatch.setitem(services._cache, "tracker", fakes["tracker"])
-    yield fakes
-    services._cache.pop("image_queue", None)
-    services._cache.pop("notify_queue", None)
-    services._cache.pop("tracker", None)
-    services.reset()
+    yield {"deps": deps, "store": store, "notify_queue": deps.notify_queue}
+    functions_adapter.set_dependencies(None)
+    deps.close()
+
+
+def use(app: dict[str, Any], **changes: Any) -> None:
+    """Swap some of the test's dependencies, as a worker built with them would have."""
+    deps: Dependencies = replace(app["deps"], **changes)
+    app["deps"] = deps
+    functions_adapter.set_dependencies(deps)
 
 
 def multipart(csv_text: str, **fields: str) -> tuple[bytes, str]:
@@ -121,8 +101,9 @@ def run_fan_out(messages: list[str], dequeue_count: int = 1) -> list[dict[str, A
     """Run fanout_queue over range messages and every sub-range they write; the image messages."""
     pending, images = list(messages), []
     while pending:
-        ranges, written = Out(), Out()
-        fanout_queue.main(queue_message(json.loads(pending.pop(0)), dequeue_count), ranges, written)
+        ranges, written, poison = Out(), Out(), Out()
+        fanout_queue.main(queue_message(json.loads(pending.pop(0)), dequeue_count), ranges, written, poison)
+        assert poison.value is None
         pending += ranges.value or []
         images += [json.loads(message) for message in written.value or []]
     return images
@@ -137,13 +118,12 @@ def test_upload_stores_and_starts_the_fan_out_with_one_message(app: dict[str, An
     assert response.status_code == 202
     document = json.loads(response.get_body())
     assert response.headers["Location"] == f"http://localhost:7071/api/status/{document['request_id']}"
-    assert app["image_queue"].sent == []  # the HTTP function sends no image message itself
     assert [json.loads(m) for m in FANOUT_WRITTEN] == [{"request_id": document["request_id"], "start": 0, "end": 2}]
     sent = run_fan_out(FANOUT_WRITTEN)
     assert [(m["seq"], m["url"], m["total"]) for m in sent] == [
         (0, "https://img.example/a.jpg", 2), (1, "https://img.example/b.jpg", 2)
     ]
-    record = services.store().get_request(document["request_id"])
+    record = app["store"].get_request(document["request_id"])
     assert record is not None and record.fanout_completed_at is not None
     assert record.webhook_url == "https://hooks.example/x"
 
@@ -166,11 +146,9 @@ def test_a_replay_restarts_a_fan_out_whose_message_was_lost_and_nothing_once_don
 
 
 def test_a_small_leaf_size_fans_out_as_a_tree_covering_every_image_once(
-    app: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    app: dict[str, Any]
 ) -> None:
-    monkeypatch.setenv("FANOUT_LEAF_SIZE", "3")
-    monkeypatch.setenv("FANOUT_BRANCHING", "2")
-    services.get_settings.cache_clear()
+    use(app, settings=replace(app["deps"].settings, fanout_leaf_size=3, fanout_branching=2))
     request_id = json.loads(upload(MANY.encode(), "text/csv").get_body())["request_id"]
     depth, level, seqs = 0, list(FANOUT_WRITTEN), []
     while level:
@@ -178,20 +156,20 @@ def test_a_small_leaf_size_fans_out_as_a_tree_covering_every_image_once(
         next_level: list[str] = []
         for message in level:
             ranges, written = Out(), Out()
-            fanout_queue.main(queue_message(json.loads(message)), ranges, written)
+            fanout_queue.main(queue_message(json.loads(message)), ranges, written, Out())
             assert len(written.value or []) <= 3 and len(ranges.value or []) <= 2
             next_level += ranges.value or []
             seqs += [json.loads(m)["seq"] for m in written.value or []]
         level = next_level
     assert sorted(seqs) == list(range(40)) and depth >= 4
-    record = services.store().get_request(request_id)
+    record = app["store"].get_request(request_id)
     assert record is not None and record.fanout_completed_at is not None
 
 
 def test_a_redelivered_range_sends_its_pending_images_again_but_not_finished_ones(app: dict[str, Any]) -> None:
     request_id = json.loads(upload(MANY.encode(), "text/csv").get_body())["request_id"]
     first = run_fan_out(FANOUT_WRITTEN)
-    services.store().record_failed(request_id, 0, "test")
+    app["store"].record_failed(request_id, 0, "test")
     again = run_fan_out(FANOUT_WRITTEN, dequeue_count=2)
     assert sorted(m["seq"] for m in again) == list(range(1, 40))
     assert len(first) == 40
@@ -201,7 +179,7 @@ def test_a_resumed_range_skips_handed_out_images_only_on_its_first_delivery(app:
     from shared.fanout import root_message
 
     request_id = json.loads(upload(MANY.encode(), "text/csv").get_body())["request_id"]
-    services.store().mark_enqueued_range(request_id, 0, 25)
+    app["store"].mark_enqueued_range(request_id, 0, 25)
     resume = root_message(request_id, 40, resume=True)
     assert sorted(m["seq"] for m in run_fan_out([resume])) == list(range(25, 40))
     # A redelivery may follow a crash after the marks but before the host wrote the messages.
@@ -260,14 +238,14 @@ def test_permanent_failures_are_recorded_and_the_last_image_notifies(
     outputs = []
     for message in messages:
         out = Out()
-        process_queue.main(queue_message(message), out)
+        process_queue.main(queue_message(message), out, Out())
         outputs.append(out.value)
     assert outputs[0] is None and json.loads(outputs[1] or "") == {"request_id": request_id}
-    store = services.store()
+    store = app["store"]
     assert {store.image_status(request_id, m["seq"]) for m in messages} == {ImageStatus.FAILED}
     # A redelivery neither works the image again nor fires the notify a second time.
     again = Out()
-    process_queue.main(queue_message(messages[0], dequeue_count=2), again)
+    process_queue.main(queue_message(messages[0], dequeue_count=2), again, Out())
     assert again.value is None
 
 
@@ -279,22 +257,22 @@ def test_transient_failures_raise_until_the_last_attempt(app: dict[str, Any], mo
 
     monkeypatch.setattr(process, "download", flaky)
     with pytest.raises(TransientFailure):
-        process_queue.main(queue_message(messages[0], dequeue_count=4), Out())
-    assert services.store().image_status(request_id, 0) is ImageStatus.PENDING
-    process_queue.main(queue_message(messages[0], dequeue_count=5), Out())
-    images = services.store().list_images(request_id)
+        process_queue.main(queue_message(messages[0], dequeue_count=4), Out(), Out())
+    assert app["store"].image_status(request_id, 0) is ImageStatus.PENDING
+    process_queue.main(queue_message(messages[0], dequeue_count=5), Out(), Out())
+    images = app["store"].list_images(request_id)
     assert images[0].status is ImageStatus.FAILED and "gave up after 5 attempts" in (images[0].error or "")
 
 
 def test_notify_completes_once_and_never_sends_unsigned(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     body, content_type = multipart(CSV, webhook_url="https://hooks.example/x")
     request_id = json.loads(upload(body, content_type).get_body())["request_id"]
-    store = services.store()
+    store = app["store"]
     for seq in (0, 1):
         store.record_failed(request_id, seq, "test")
     message = queue_message({"request_id": request_id})
-    notify_queue.main(message)
-    notify_queue.main(message)
+    notify_queue.main(message, Out())
+    notify_queue.main(message, Out())
     record = store.get_request(request_id)
     assert record is not None and record.status.value == "Completed"
     attempts = store.delivery_attempts(request_id)
@@ -303,10 +281,52 @@ def test_notify_completes_once_and_never_sends_unsigned(app: dict[str, Any], mon
     assert app["notify_queue"].sent == []  # giving up schedules no retry
 
 
-def test_a_message_that_is_not_an_image_task_fails_loudly(app: dict[str, Any]) -> None:
-    bad = QueueMessage(id="m", body=base64.b64encode(b"garbage"), dequeue_count=1)
-    with pytest.raises(PermanentFailure):
-        process_queue.main(bad, Out())
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"garbage",  # not JSON (here: the base64 of the text, as a host that did not decode it hands it over)
+        b"\xff\xfe not utf-8",
+        b"[1, 2]",  # JSON, but not an object
+        b'{"request_id": "r", "seq": 0}',  # lacks url and total
+        b'{"request_id": "r", "seq": 3, "url": "https://img.example/a.jpg", "total": 2}',
+    ],
+)
+def test_a_message_that_is_not_an_image_task_goes_to_poison_at_once(
+    app: dict[str, Any], body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = QueueMessage(id="m-bad", body=base64.b64encode(body) if body == b"garbage" else body, dequeue_count=1)
+    notify, poison = Out(), Out()
+    process_queue.main(message, notify, poison)  # returns: the host deletes it instead of retrying it 5 times
+    assert poison.value == message.get_body().decode("utf-8", errors="replace")
+    assert notify.value is None
+    assert any("m-bad" in r.getMessage() and "poison" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{}", b'{"request_id": ""}'])
+def test_a_malformed_notify_message_goes_to_poison_at_once(app: dict[str, Any], body: bytes) -> None:
+    poison = Out()
+    notify_queue.main(QueueMessage(id="n-bad", body=body, dequeue_count=1), poison)
+    assert poison.value == body.decode()
+    assert app["notify_queue"].sent == []
+
+
+def test_a_config_error_is_a_500_with_an_operator_log_line_and_no_secret(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "s3cr3t-connection-string-AccountKey=abc"
+    functions_adapter.set_dependencies(None)
+    monkeypatch.setenv("AzureWebJobsStorage", secret)
+    monkeypatch.setenv("JPEG_QUALITY", "ninety")  # a setting no retry can fix
+    try:
+        response = upload(CSV.encode(), "text/csv")
+    finally:
+        functions_adapter.set_dependencies(None)
+    assert response.status_code == 500
+    assert "Retry-After" not in response.headers
+    assert secret not in response.get_body().decode()
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("JPEG_QUALITY" in line and "configuration" in line for line in lines)
+    assert not any(secret in line for line in lines)
 
 
 class DownTracker:
@@ -316,15 +336,15 @@ class DownTracker:
 
 def test_with_redis_down_the_database_decides_completion(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     request_id, messages = accepted_request(app)
-    monkeypatch.setitem(services._cache, "tracker", DownTracker())
+    use(app, completion=DownTracker())
 
     def refuse(*args: Any, **kwargs: Any) -> bytes:
         raise PermanentFailure("HTTP 410")
 
     monkeypatch.setattr(process, "download", refuse)
     first, last = Out(), Out()
-    process_queue.main(queue_message(messages[0]), first)
-    process_queue.main(queue_message(messages[1]), last)
+    process_queue.main(queue_message(messages[0]), first, Out())
+    process_queue.main(queue_message(messages[1]), last, Out())
     assert first.value is None
     assert json.loads(last.value or "") == {"request_id": request_id}
 
@@ -347,7 +367,7 @@ def test_a_claim_left_by_a_dead_sender_is_taken_over_but_a_live_one_is_not(app: 
 
     body, content_type = multipart(CSV, webhook_url="https://hooks.example/x")
     request_id = json.loads(upload(body, content_type).get_body())["request_id"]
-    store = services.store()
+    store = app["store"]
     for seq in (0, 1):
         store.record_failed(request_id, seq, "test")
 
@@ -356,10 +376,10 @@ def test_a_claim_left_by_a_dead_sender_is_taken_over_but_a_live_one_is_not(app: 
                                "https://hooks.example/x", None, SENDING, False)
 
     assert store.record_delivery_attempt(claim(timedelta(seconds=1)))
-    notify_queue.main(queue_message({"request_id": request_id}))
+    notify_queue.main(queue_message({"request_id": request_id}), Out())
     assert len(store.delivery_attempts(request_id)) == 1  # someone is sending: leave it alone
     assert app["notify_queue"].sent == []
-    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2))
+    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2), Out())
     assert len(store.delivery_attempts(request_id)) == 1  # a redelivery: maybe its own sender died...
     assert app["notify_queue"].sent == [{"request_id": request_id, "attempt": 1}]  # ...so look again later
 
@@ -367,7 +387,7 @@ def test_a_claim_left_by_a_dead_sender_is_taken_over_but_a_live_one_is_not(app: 
     with store._connection() as connection:  # age the claim as if its sender died long ago
         connection.execute("UPDATE webhook_deliveries SET attempted_at = ?",
                            (store.dialect.to_db(datetime.now(UTC) - timedelta(hours=1)),))
-    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2))
+    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2), Out())
     attempts = store.delivery_attempts(request_id)
     assert [a.attempt for a in attempts] == [1]  # the dead sender's attempt is made again, same number
     assert "WEBHOOK_SECRET" in (attempts[0].error or "")
@@ -378,7 +398,7 @@ def test_a_failure_after_claiming_gives_the_claim_back(app: dict[str, Any], monk
 
     body, content_type = multipart(CSV, webhook_url="https://hooks.example/x")
     request_id = json.loads(upload(body, content_type).get_body())["request_id"]
-    store = services.store()
+    store = app["store"]
     for seq in (0, 1):
         store.record_failed(request_id, seq, "test")
 
@@ -387,10 +407,10 @@ def test_a_failure_after_claiming_gives_the_claim_back(app: dict[str, Any], monk
 
     monkeypatch.setattr(notify, "webhook_payload", busy)
     with pytest.raises(TransientFailure):
-        notify_queue.main(queue_message({"request_id": request_id}))
+        notify_queue.main(queue_message({"request_id": request_id}), Out())
     assert store.delivery_attempts(request_id) == []
     monkeypatch.undo()
-    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2))
+    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2), Out())
     assert [a.attempt for a in store.delivery_attempts(request_id)] == [1]
 
 
@@ -401,9 +421,7 @@ def test_option_and_csv_problems_are_reported_together(app: dict[str, Any]) -> N
     assert "webhook_url" in columns and "Product Name" in columns and "Input Image Urls" in columns
 
 
-def test_the_sweep_restarts_only_fan_outs_that_made_no_progress(
-    app: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_sweep_restarts_only_fan_outs_that_made_no_progress(app: dict[str, Any]) -> None:
     stuck = json.loads(upload(CSV.encode(), "text/csv").get_body())["request_id"]
     FANOUT_WRITTEN.clear()  # its fan-out message was never written
     done = json.loads(upload(CSV.encode(), "text/csv").get_body())["request_id"]
@@ -411,12 +429,19 @@ def test_the_sweep_restarts_only_fan_outs_that_made_no_progress(
     timer, restarts = TimerRequest(), Out()
     fanout_sweep.main(timer, restarts)
     assert restarts.value is None  # nothing is stale yet
-    monkeypatch.setenv("FANOUT_STALE_AFTER_SECONDS", "0")
-    services.get_settings.cache_clear()
+    use(app, settings=replace(app["deps"].settings, fanout_stale_after_s=0.0))
     fanout_sweep.main(timer, restarts)
     assert [json.loads(m)["request_id"] for m in restarts.value] == [stuck]
     assert {(m["request_id"], m["seq"]) for m in run_fan_out(restarts.value)} == {(stuck, 0), (stuck, 1)}
     assert done != stuck
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{}", b'{"request_id": "r", "start": 5, "end": 2}'])
+def test_a_malformed_fan_out_message_goes_to_poison_at_once(app: dict[str, Any], body: bytes) -> None:
+    ranges, images, poison = Out(), Out(), Out()
+    fanout_queue.main(QueueMessage(id="f-bad", body=body, dequeue_count=1), ranges, images, poison)
+    assert poison.value == body.decode()
+    assert ranges.value is None and images.value is None
 
 
 @pytest.mark.parametrize("module", [upload_http, process_queue, notify_queue, fanout_queue, fanout_sweep])
