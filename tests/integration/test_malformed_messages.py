@@ -38,6 +38,7 @@ def _poison_texts(stack: AppStack, queue: str) -> list[str]:
         ("IMAGE_QUEUE_NAME", "process_queue", "this is not JSON"),
         ("IMAGE_QUEUE_NAME", "process_queue", '{"request_id": "r", "seq": 0}'),
         ("NOTIFY_QUEUE_NAME", "notify_queue", "[1, 2, 3]"),
+        ("FANOUT_QUEUE_NAME", "fanout_queue", '{"request_id": "r", "start": 9, "end": 1}'),
     ],
 )
 def test_a_malformed_message_is_poisoned_after_one_invocation(
