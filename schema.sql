@@ -10,6 +10,8 @@ CREATE TABLE dbo.requests (
     status VARCHAR(16) NOT NULL,
     webhook_url NVARCHAR(2048) NULL,
     idempotency_key NVARCHAR(200) NULL,
+    -- SHA-256 (hex) of the upload a key was first used with: the same key with another upload is refused.
+    upload_sha256 CHAR(64) NULL,
     products INT NOT NULL,
     images INT NOT NULL,
     created_at DATETIME2(6) NOT NULL,

@@ -26,6 +26,7 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from shared.idempotency import caller_of
 from shared.settings import Settings
 from shared.status import StatusAnswer, StatusQuery
 from shared.upload import UploadAccepted, UploadInput
@@ -108,6 +109,7 @@ def upload_input(req: func.HttpRequest, settings: Settings) -> UploadInput:
         csv_data=csv_data,
         webhook_url=webhook_url or None,
         idempotency_key=req.headers.get("idempotency-key"),
+        caller=caller_of(req.headers, req.params),
     )
 
 
@@ -119,7 +121,10 @@ def accepted_response(req: func.HttpRequest, accepted: UploadAccepted) -> func.H
         "products": accepted.products,
         "images": accepted.images,
     }
-    return _json(202, document, {"Location": location, "Retry-After": "2"})
+    headers = {"Location": location, "Retry-After": "2"}
+    if accepted.replayed:  # the answer to an earlier upload with the same Idempotency-Key
+        headers["Idempotent-Replayed"] = "true"
+    return _json(202, document, headers)
 
 
 def status_query(req: func.HttpRequest) -> StatusQuery:

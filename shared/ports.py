@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from shared.idempotency import KeyedRequest
 from shared.models import (
     DeliveryAttempt,
     ImageOutcome,
@@ -33,9 +34,17 @@ class RequestStore(Protocol):
     def ensure_schema(self) -> None: ...
     def close(self) -> None: ...
     def create_request(
-        self, request_id: str, products: Sequence[ProductRow], webhook_url: str | None, idempotency_key: str | None
+        self,
+        request_id: str,
+        products: Sequence[ProductRow],
+        webhook_url: str | None,
+        idempotency_key: str | None,
+        *,
+        upload_sha256: str | None = None,
+        release_key_older_than: datetime | None = None,
     ) -> None: ...
     def find_by_idempotency_key(self, key: str) -> str | None: ...
+    def find_keyed_request(self, key: str) -> KeyedRequest | None: ...
     def get_request(self, request_id: str) -> RequestRecord | None: ...
     def unenqueued_tasks(self, request_id: str) -> list[ImageTask]: ...
     def mark_enqueued(self, request_id: str, seqs: Sequence[int]) -> None: ...

@@ -165,6 +165,8 @@ class Settings:
     completion_ttl_s: int = 7 * 24 * 3600
     # A fan-out not finished after this long is resumed by a retry or a status query.
     fanout_stale_after_s: float = 300.0
+    # An Idempotency-Key names its upload for this long after the upload; later it starts a new request.
+    idempotency_key_ttl_s: int = 24 * 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -214,6 +216,9 @@ class Settings:
             max_dequeue_count=_int(env, "MAX_DEQUEUE_COUNT", _default("max_dequeue_count"), minimum=1),
             completion_ttl_s=_int(env, "COMPLETION_TTL_SECONDS", _default("completion_ttl_s"), minimum=60),
             fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", _default("fanout_stale_after_s")),
+            idempotency_key_ttl_s=_int(
+                env, "IDEMPOTENCY_KEY_TTL_SECONDS", _default("idempotency_key_ttl_s"), minimum=1
+            ),
         )
 
 

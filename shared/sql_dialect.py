@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS requests (
     status TEXT NOT NULL,
     webhook_url TEXT,
     idempotency_key TEXT,
+    upload_sha256 TEXT,
     products INTEGER NOT NULL,
     images INTEGER NOT NULL,
     created_at TEXT NOT NULL,

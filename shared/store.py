@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from shared import store_sql as sql
 from shared.database import SQLITE_BUSY_TIMEOUT_S, Database, sqlite_connector, sqlserver_connector
 from shared.errors import MAX_ERROR_CHARS, DuplicateRequest
+from shared.idempotency import KeyedRequest
 from shared.models import (
     DeliveryAttempt,
     ImageOutcome,
@@ -99,10 +100,15 @@ class Store:
         products: Sequence[ProductRow],
         webhook_url: str | None,
         idempotency_key: str | None,
+        *,
+        upload_sha256: str | None = None,
+        release_key_older_than: datetime | None = None,
     ) -> None:
         """Store a request with its products and Pending images (seq 0..m-1 in input order).
 
         Raises ``DuplicateRequest`` (with the existing request id) if the idempotency key is taken.
+        A request holding the key since before ``release_key_older_than`` (an expired key) gives it
+        up in the same transaction, so this one takes it.
         """
         now = self.dialect.to_db(_now())
         image_count = sum(len(product.urls) for product in products)
@@ -111,6 +117,7 @@ class Store:
             "Pending",
             webhook_url,
             idempotency_key,
+            upload_sha256,
             len(products),
             image_count,
             now,
@@ -125,6 +132,8 @@ class Store:
                     seq += 1
 
         def work(cursor: DBAPICursor) -> None:
+            if idempotency_key is not None and release_key_older_than is not None:
+                cursor.execute(sql.RELEASE_EXPIRED_KEY, (idempotency_key, self.dialect.to_db(release_key_older_than)))
             if idempotency_key is not None:
                 cursor.execute(sql.SELECT_BY_KEY, (idempotency_key,))
                 existing = cursor.fetchone()
@@ -151,6 +160,16 @@ class Store:
     def find_by_idempotency_key(self, key: str) -> str | None:
         rows = self._fetch_all(sql.SELECT_BY_KEY, (key,))
         return str(rows[0][0]).strip() if rows else None
+
+    def find_keyed_request(self, key: str) -> KeyedRequest | None:
+        """The request an idempotency key (as stored: scoped) names, with its upload's fingerprint."""
+        rows = self._fetch_all(sql.SELECT_KEYED, (key,))
+        if not rows:
+            return None
+        created_at = self.dialect.from_db(rows[0][2])
+        assert created_at is not None  # NOT NULL column
+        upload_sha256 = str(rows[0][1]).strip() if rows[0][1] is not None else None
+        return KeyedRequest(str(rows[0][0]).strip(), upload_sha256, created_at)
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         rows = self._fetch_all(sql.SELECT_REQUEST, (request_id,))

@@ -9,8 +9,8 @@ from __future__ import annotations
 # Status values are written literally in the SQL below; tests check they match the enums.
 
 INSERT_REQUEST = (
-    "INSERT INTO requests (request_id, status, webhook_url, idempotency_key, products, images,"
-    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO requests (request_id, status, webhook_url, idempotency_key, upload_sha256, products, images,"
+    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_PRODUCT = "INSERT INTO products (request_id, serial, line, name) VALUES (?, ?, ?, ?)"
 INSERT_IMAGE = (
@@ -18,6 +18,9 @@ INSERT_IMAGE = (
     " VALUES (?, ?, ?, ?, ?, 'Pending', 0)"
 )
 SELECT_BY_KEY = "SELECT request_id FROM requests WHERE idempotency_key = ?"
+SELECT_KEYED = "SELECT request_id, upload_sha256, created_at FROM requests WHERE idempotency_key = ?"
+# An expired key is taken off its old request, so a new upload may use it (the unique index).
+RELEASE_EXPIRED_KEY = "UPDATE requests SET idempotency_key = NULL WHERE idempotency_key = ? AND created_at < ?"
 SELECT_REQUEST = (
     "SELECT r.status, r.webhook_url, r.products, r.images, r.created_at, r.updated_at,"
     " r.completed_at, r.fanout_completed_at,"
