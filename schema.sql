@@ -69,6 +69,8 @@ CREATE TABLE dbo.images (
     download_ms INT NULL,
     process_ms INT NULL,
     store_ms INT NULL,
+    -- While a transient failure waits for its delayed retry: when the retry's message becomes visible.
+    next_attempt_at DATETIME2(6) NULL,
     CONSTRAINT PK_images PRIMARY KEY (request_id, seq),
     CONSTRAINT FK_images_products FOREIGN KEY (request_id, serial)
         REFERENCES dbo.products (request_id, serial)

@@ -104,6 +104,7 @@ CREATE TABLE IF NOT EXISTS images (
     download_ms INTEGER,
     process_ms INTEGER,
     store_ms INTEGER,
+    next_attempt_at TEXT,
     PRIMARY KEY (request_id, seq),
     FOREIGN KEY (request_id, serial) REFERENCES products (request_id, serial)
 );

@@ -256,6 +256,11 @@ class Store:
         params = (error[:MAX_ERROR_CHARS], now, request_id, seq)
         return self._finish_image(sql.RECORD_FAILED, params, request_id, now)
 
+    def note_retry(self, request_id: str, seq: int, error: str, retry_at: datetime) -> bool:
+        """Keep the last error of a still-Pending image and when its delayed retry is due."""
+        params = (error[:MAX_ERROR_CHARS], self.dialect.to_db(retry_at), request_id, seq)
+        return self._update(sql.NOTE_RETRY, params)
+
     def terminal_seqs(self, request_id: str) -> set[int]:
         return {int(row[0]) for row in self._fetch_all(sql.SELECT_TERMINAL, (request_id,))}
 
@@ -268,6 +273,7 @@ class Store:
                 url_index=int(r[3]), input_url=r[4], status=ImageStatus(r[5]), output_url=r[6], error=r[7],
                 bytes_in=r[8], bytes_out=r[9], width=r[10], height=r[11], attempts=int(r[12]),
                 enqueued_at=from_db(r[13]), started_at=from_db(r[14]), finished_at=from_db(r[15]),
+                retry_at=from_db(r[16]),
             )
             for r in self._fetch_all(sql.SELECT_IMAGES, (request_id,))
         ]

@@ -56,6 +56,9 @@ RECORD_FAILED = (
     "UPDATE images SET status = 'Failed', error = ?, finished_at = ?"
     " WHERE request_id = ? AND seq = ? AND status = 'Pending'"
 )
+NOTE_RETRY = (
+    "UPDATE images SET error = ?, next_attempt_at = ? WHERE request_id = ? AND seq = ? AND status = 'Pending'"
+)
 MARK_PROCESSING = (
     "UPDATE requests SET status = 'Processing', updated_at = ? WHERE request_id = ? AND status = 'Pending'"
 )
@@ -67,7 +70,8 @@ COMPLETE_REQUEST = (
 )
 SELECT_IMAGES = (
     "SELECT i.seq, i.serial, p.name, i.url_index, i.input_url, i.status, i.output_url, i.error,"
-    " i.bytes_in, i.bytes_out, i.width, i.height, i.attempts, i.enqueued_at, i.started_at, i.finished_at"
+    " i.bytes_in, i.bytes_out, i.width, i.height, i.attempts, i.enqueued_at, i.started_at, i.finished_at,"
+    " i.next_attempt_at"
     " FROM images i JOIN products p ON p.request_id = i.request_id AND p.serial = i.serial"
     " WHERE i.request_id = ? ORDER BY i.seq"
 )

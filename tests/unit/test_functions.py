@@ -183,19 +183,23 @@ def test_permanent_failures_are_recorded_and_the_last_image_notifies(
     assert again.value is None
 
 
-def test_transient_failures_raise_until_the_last_attempt(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_failures_raise_until_the_last_attempt_when_no_retry_can_be_queued(
+    app: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     request_id, messages = accepted_request(app)
 
     def flaky(*args: Any, **kwargs: Any) -> bytes:
         raise TransientFailure("read timed out")
 
     monkeypatch.setattr(process, "download", flaky)
+    app["image_queue"].fail_after = 0  # the delayed retry cannot be sent: the host's redelivery is all there is
     with pytest.raises(TransientFailure):
         process_queue.main(queue_message(messages[0], dequeue_count=4), Out(), Out())
     assert app["store"].image_status(request_id, 0) is ImageStatus.PENDING
     process_queue.main(queue_message(messages[0], dequeue_count=5), Out(), Out())
     images = app["store"].list_images(request_id)
     assert images[0].status is ImageStatus.FAILED and "gave up after 5 attempts" in (images[0].error or "")
+    assert "read timed out" in (images[0].error or "")
 
 
 def test_notify_completes_once_and_never_sends_unsigned(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
