@@ -92,6 +92,7 @@ def exercise_every_method(store: Store) -> None:
     store.image_status(rid, 0)
     store.mark_started(rid, 0)
     store.record_done(rid, 0, ImageOutcome("https://o.example/0.jpg", 10, 5, 1, 1, "JPEG", 50, 1, 1, 1))
+    store.note_retry(rid, 1, "HTTP 503", now)
     store.record_failed(rid, 1, "gone")
     store.terminal_seqs(rid)
     store.complete_request(rid)
