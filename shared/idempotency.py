@@ -14,7 +14,9 @@ same key never meet. The caller is what the Functions host tells the worker abou
   ``HttpRequest``. So the caller is the key presented, in ``x-functions-key`` or ``?code=``.
 
 Both parts, when present, are folded with the client's key into one SHA-256 digest, and only the
-digest is stored: neither the function key nor the client's key is kept. Clients that share one
+digest is stored: neither the function key nor the client's key is kept. Without Easy Auth a
+client can send the principal headers itself; that only narrows its own scope (the function key
+it presents is part of the scope too), and the upload binding below still holds. Clients that share one
 function key (and no identity) share a scope; the binding to the upload still keeps them apart:
 reusing a key with a different upload is refused (HTTP 422), and the same key with the same upload
 answers the request that upload already made, whose content the caller evidently has.

@@ -13,6 +13,7 @@ the image twice: the first to finish records it, and the fan-in counts a seq onc
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -139,7 +140,8 @@ def _retry_later(deps: Dependencies, task: ImageTask, body: str, dequeue_count: 
     retry_at = datetime.now(UTC) + timedelta(seconds=delay_s)
     deps.store.note_retry(task.request_id, task.seq, reason, retry_at)
     try:
-        deps.image_queue.send({**decode(body), "retry": task.retry + 1}, delay_s=delay_s)
+        # Queue visibility is in whole seconds: round up, so a short delay is never no delay.
+        deps.image_queue.send({**decode(body), "retry": task.retry + 1}, delay_s=math.ceil(delay_s))
     except TransientFailure:
         if dequeue_count < deps.settings.max_dequeue_count:
             raise
