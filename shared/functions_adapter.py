@@ -175,12 +175,12 @@ def queue_text(msg: func.QueueMessage) -> str:
         raise MalformedMessage("queue message is not UTF-8 text") from None
 
 
-def poison_text(msg: func.QueueMessage) -> str:
-    """The body to park in the poison queue: as it came, or with undecodable bytes replaced."""
-    return msg.get_body().decode("utf-8", errors="replace")
+def malformed_message(msg: func.QueueMessage, exc: MalformedMessage, poison: func.Out[bytes]) -> None:
+    """Park a message that can never succeed in the poison queue now, instead of retrying it.
 
-
-def malformed_message(msg: func.QueueMessage, exc: MalformedMessage, poison: func.Out[str]) -> None:
-    """Park a message that can never succeed in the poison queue now, instead of retrying it."""
+    Its bytes go out as bytes: a string output that looks like JSON is re-written by the host (an
+    array becomes one message per element, an object is re-indented; FunctionBinding.cs), so the
+    poison copy would no longer be the message that failed.
+    """
     logger.error("queue message %s is malformed (%s): moved to the poison queue without retries", msg.id, exc)
-    poison.set(poison_text(msg))
+    poison.set(msg.get_body())
