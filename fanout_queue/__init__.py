@@ -19,7 +19,7 @@ Messages = List[str]  # noqa: UP006
 
 
 def main(
-    msg: func.QueueMessage, ranges: func.Out[Messages], images: func.Out[Messages], poison: func.Out[str]
+    msg: func.QueueMessage, ranges: func.Out[Messages], images: func.Out[Messages], poison: func.Out[bytes]
 ) -> None:
     try:
         result = fanout.fan_out_range(adapter.dependencies(), adapter.queue_text(msg), msg.dequeue_count or 1)

@@ -28,6 +28,8 @@ class Dependencies:
 
     settings: Settings
     store: RequestStore
+    # Delayed copies of image messages for retries (an output binding cannot delay a message).
+    image_queue: MessageQueue
     notify_queue: MessageQueue
     completion: CompletionCounter
     output: OutputStorage
@@ -37,7 +39,7 @@ class Dependencies:
 
     def close(self) -> None:
         """Close what holds connections or threads (each at most once, errors ignored)."""
-        for part in (self.notify_queue, self.store, self.http):
+        for part in (self.image_queue, self.notify_queue, self.store, self.http):
             with suppress(Exception):
                 part.close()
 
@@ -75,6 +77,7 @@ def build_dependencies(settings: Settings) -> Dependencies:
     return Dependencies(
         settings=settings,
         store=store,
+        image_queue=AzureQueue(queue_client(connection, settings.image_queue)),
         notify_queue=AzureQueue(queue_client(connection, settings.notify_queue)),
         completion=CompletionTracker(redis_client, settings.completion_ttl_s),
         output=build_output_storage(settings),

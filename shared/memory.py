@@ -103,6 +103,7 @@ def memory_dependencies(
     return Dependencies(
         settings=settings,
         store=store,
+        image_queue=MemoryQueue(settings.image_queue),
         notify_queue=MemoryQueue(settings.notify_queue),
         completion=MemoryCompletionCounter(),
         output=MemoryOutputStorage(),
