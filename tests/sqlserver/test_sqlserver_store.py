@@ -155,8 +155,9 @@ HOT = {
     "SELECT_REQUEST": sql.SELECT_REQUEST, "SELECT_IMAGE_STATUS": sql.SELECT_IMAGE_STATUS,
     "MARK_STARTED": sql.MARK_STARTED, "RECORD_DONE": sql.RECORD_DONE, "RECORD_FAILED": sql.RECORD_FAILED,
     "COUNT_FINISHED_IMAGE": sql.COUNT_FINISHED_IMAGE, "COMPLETE_REQUEST": sql.COMPLETE_REQUEST,
-    "SELECT_TERMINAL": sql.SELECT_TERMINAL, "SELECT_UNENQUEUED": sql.SELECT_UNENQUEUED,
-    "MARK_ENQUEUED": sql.MARK_ENQUEUED, "SELECT_IMAGES": sql.SELECT_IMAGES,
+    "SELECT_TERMINAL": sql.SELECT_TERMINAL, "SELECT_PENDING_RANGE": sql.SELECT_PENDING_RANGE,
+    "MARK_ENQUEUED_RANGE": sql.MARK_ENQUEUED_RANGE, "ANY_UNENQUEUED": sql.ANY_UNENQUEUED,
+    "START_PENDING": sql.START_PENDING, "SELECT_IMAGES": sql.SELECT_IMAGES,
     "SELECT_DELIVERIES": sql.SELECT_DELIVERIES, "SELECT_BY_KEY": sql.SELECT_BY_KEY,
 }  # fmt: skip
 SCANS = {"Table Scan", "Clustered Index Scan", "Index Scan"}
@@ -189,8 +190,10 @@ def test_hot_statements_seek_without_converting_a_column(sqlserver_connection_st
         server.execute("ALTER DATABASE SCOPED CONFIGURATION CLEAR PROCEDURE_CACHE")
     target = ids[2]
     store.find_by_idempotency_key(f"key-{target}")
-    store.unenqueued_tasks(target)
-    store.mark_enqueued(target, [0, 1, 2])
+    store.pending_tasks(target, 0, 100)
+    store.mark_enqueued_range(target, 0, 100)
+    store.mark_fanout_complete_if_done(target)
+    store.start_image(target, 2)
     store.image_status(target, 0)
     store.mark_started(target, 0)
     store.record_done(target, 0, outcome)
