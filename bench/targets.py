@@ -79,9 +79,10 @@ class Job:
     def __init__(self, stack: BenchStack, urls: Sequence[str]) -> None:
         self.stack, self.urls = stack, list(urls)
         self.request_id = ""
-        self.posted = self.accepted = self.arrived = 0.0
+        self.posted = self.accepted = self.arrived = self.load_1m = 0.0
 
     def post(self) -> None:
+        self.load_1m = load_average()
         body = products_csv(self.urls)
         self.posted = time.time()
         response = self.stack.app.upload(body, webhook_url=self.stack.webhook.url)
@@ -117,6 +118,7 @@ class Job:
         return {
             "request_id": self.request_id,
             "images": len(self.urls),
+            "load_average_1m": self.load_1m,
             "post_to_202_s": round(self.accepted - self.posted, 3),
             "post_to_webhook_s": round(self.arrived - self.posted, 3),
             "fanout_s": round((_epoch(fanned) or 0) - (_epoch(created) or 0), 3) if fanned else None,
@@ -323,6 +325,11 @@ def markdown(result: Mapping[str, Any]) -> str:
                      f"{leaf['fanout_messages_per_s']:.0f} msg/s (raw {leaf['raw_messages_per_s']:.0f}, "
                      f"{leaf['fanout_vs_raw']:.2f} x), 202 in {leaf['post_to_202_s']:.2f} s", "", ""))
     loads = [result["kernel"]["load_average_1m"], *(b["load_average_1m"] for b in result["big"])]
+    job_loads = [t["load_average_1m"] for t in [*result["single"], *jobs] if "load_average_1m" in t]
+    if job_loads:  # a ratio to the kernel means little when the load moved between the two
+        rows.insert(1, ("load average when the kernel ran / when the jobs were posted",
+                        f"{result['kernel']['load_average_1m']:.1f} / {min(job_loads):.1f}-{max(job_loads):.1f}",
+                        "", ""))
     lines = [
         BEGIN,
         f"Run {result.get('run_at', '?')} UTC, {env['cpus']} CPUs, load average "
