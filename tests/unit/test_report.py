@@ -206,3 +206,42 @@ def test_output_csv_pending_images_leave_empty_slots() -> None:
 def test_output_csv_of_no_images_is_just_the_header() -> None:
     assert parse(output_csv([])) == [list(CSV_HEADER)]
     assert output_csv([]).endswith("\r\n")
+
+
+# --- order: the input's, never the serials' or the URLs' text order ------------------------------
+
+
+def catalogue() -> list[ImageRecord]:
+    """Serials out of order and URLs whose text order is not their position, as real CSVs have."""
+    layout = [(9, "Zeta", ["https://cdn.example.test/z.jpg", "https://cdn.example.test/a.jpg"]),
+              (3, "Alpha", ["https://cdn.example.test/m.jpg"]),
+              (7, "Mid", ["https://cdn.example.test/y.jpg", "https://cdn.example.test/b.jpg",
+                          "https://cdn.example.test/c.jpg"])]  # fmt: skip
+    images: list[ImageRecord] = []
+    for serial, name, urls in layout:
+        for index, url in enumerate(urls):
+            made = image(len(images), serial, name, index)
+            images.append(ImageRecord(**{**made.__dict__, "input_url": url}))
+    return images
+
+
+def test_output_csv_keeps_the_uploads_product_and_url_order() -> None:
+    images = catalogue()
+    rows = parse(output_csv(list(reversed(images))))
+    assert [(row[0], row[1]) for row in rows[1:]] == [("9", "Zeta"), ("3", "Alpha"), ("7", "Mid")]
+    assert rows[1][2] == "https://cdn.example.test/z.jpg,https://cdn.example.test/a.jpg"
+    assert rows[3][2].split(",") == [f"https://cdn.example.test/{c}.jpg" for c in "ybc"]
+    outputs = rows[3][3].split(",")
+    assert outputs == [f"https://out.example.test/{REQUEST_ID}/{seq:05d}.jpg" for seq in (3, 4, 5)]
+
+
+def test_status_and_webhook_list_images_in_upload_order() -> None:
+    images = catalogue()
+    shuffled = [images[i] for i in (4, 0, 5, 2, 1, 3)]
+    results = status_document(request(images=6), shuffled, [])["results"]
+    assert isinstance(results, list)
+    assert [r["seq"] for r in results] == list(range(6))
+    outputs = webhook_payload(request(images=6), shuffled)["output_images"]
+    assert isinstance(outputs, list)
+    assert [o["input_url"] for o in outputs] == [i.input_url for i in images]
+    assert [o["serial"] for o in outputs] == [9, 9, 3, 7, 7, 7]
