@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from shared.fanin import completion_keys
-from tests.reliability.checker import image_counts, settle_and_check, wait_for_progress, wait_until
+from tests.reliability.checker import progress_mid_job, settle_and_check, wait_for_progress, wait_until
 from tests.reliability.jobs import JOB_IMAGES, image_urls, upload_job
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
@@ -29,7 +29,7 @@ def _start_job(make_stack, image_server, webhook, **overrides: str):  # type: ig
 
 
 def _progress(stack, request_id: str) -> str:  # type: ignore[no-untyped-def]
-    return f"{image_counts(stack, request_id)['terminal']}/{JOB_IMAGES}"
+    return progress_mid_job(stack, request_id, JOB_IMAGES)
 
 
 def test_redis_flushall_mid_job(make_stack, image_server, webhook, redis_server, campaign) -> None:
