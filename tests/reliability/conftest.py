@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 
-from scripts.figures import RELIABILITY_COLUMNS, markdown_table, reliability_rows
-from tests.integration.conftest import image_server, make_stack  # noqa: F401 - fixtures reused as they are
+from devtools.apphost import ROOT, TEST_WEBHOOK_SECRET
+from devtools.figures import RELIABILITY_COLUMNS, markdown_table, reliability_rows
+from devtools.webhook_receiver import WebhookReceiver, running_receiver
 from tests.reliability.checker import JobCheck
-from tests.support.apphost import ROOT, TEST_WEBHOOK_SECRET
-from tests.support.webhook_receiver import WebhookReceiver, running_receiver
 
 REPORT_PATH = ROOT / ".data" / "reliability.md"
 REPORT_JSON_PATH = ROOT / ".data" / "reliability.json"
@@ -136,5 +135,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     REPORT_JSON_PATH.write_text(json.dumps({"run": run, "rows": [_as_json(row) for row in rows]}, indent=1))
     terminalreporter.write_line(
         f"(written to {REPORT_PATH.relative_to(ROOT)} and {REPORT_JSON_PATH.relative_to(ROOT)}; "
-        "`python -m scripts.figures reliability .data/reliability.json` puts it in the README)"
+        "`python -m devtools.figures reliability .data/reliability.json` puts it in the README)"
     )

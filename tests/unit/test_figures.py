@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from scripts import figures
+from devtools import figures
 
 
 @pytest.mark.parametrize("name", sorted(figures.RENDERERS))
 def test_generated_block_matches_its_json(name: str) -> None:
-    assert figures.current(name) == figures.rendered(name), f"run: python -m scripts.figures (block {name})"
+    assert figures.current(name) == figures.rendered(name), f"run: python -m devtools.figures (block {name})"
 
 
 def test_reliability_table_shows_problems_and_faults() -> None:

@@ -5,8 +5,8 @@ content is rendered from ``docs/figures/NAME.json``, which is committed with it.
 test_figures.py`` fails when a block no longer equals what its JSON renders to.
 
 Usage:
-    python -m scripts.figures reliability .data/reliability.json   # adopt a run's results
-    python -m scripts.figures                                        # re-render every block
+    python -m devtools.figures reliability .data/reliability.json   # adopt a run's results
+    python -m devtools.figures                                        # re-render every block
 """
 
 from __future__ import annotations
