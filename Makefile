@@ -58,6 +58,10 @@ lint: setup  ## ruff, mypy strict, and the layer rules (import-linter contracts 
 reliability: setup  ## the fault-injection campaign with its report table
 	$(PY) -m pytest -m reliability tests/reliability -p no:randomly -s
 
+mutate: setup  ## mutation testing of the core with mutmut (minutes; outside CI): see docs/MUTATION.md
+	rm -rf mutants
+	$(PY) -m mutmut run; $(PY) -m mutmut results
+
 bench: setup  ## benchmarks that print figures (see bench/README.md)
 	$(PY) -m bench.run_all
 

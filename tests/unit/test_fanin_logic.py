@@ -7,11 +7,13 @@ same tracker against a real Redis.
 
 from __future__ import annotations
 
+import logging
 import random
 
 import fakeredis
 import pytest
 
+from shared.errors import TransientFailure
 from shared.fanin import CompletionTracker, completion_keys
 
 
@@ -72,7 +74,46 @@ def test_requests_do_not_share_keys() -> None:
     assert all("{a}" in key for key in completion_keys("a"))
 
 
-@pytest.mark.parametrize(("seq", "total"), [(-1, 3), (3, 3), (0, 0)])
-def test_seqs_outside_the_request_are_refused(tracker: CompletionTracker, seq: int, total: int) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("seq", "total", "message"),
+    [(-1, 3, "seq -1 is outside 0..2"), (3, 3, "seq 3 is outside 0..2"), (0, 0, "total must be at least 1")],
+)
+def test_seqs_outside_the_request_are_refused(tracker: CompletionTracker, seq: int, total: int, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
         tracker.record("req", seq, total, list)
+
+
+def test_seeding_and_firing_are_logged(tracker: CompletionTracker, caplog: pytest.LogCaptureFixture) -> None:
+    # The reliability campaign and on-call read these lines: a reseed is how a Redis loss shows.
+    caplog.set_level(logging.INFO, logger="shared.fanin")
+    tracker.record("req-9", 2, 3, lambda: [0, 1, 2])
+    assert [r.getMessage() for r in caplog.records] == [
+        "Seeding fan-in of request req-9 with 3 finished images",
+        "Image 2 completed request req-9 (3 images)",
+    ]
+
+
+def test_a_redis_outage_is_a_transient_failure_naming_only_the_error_type() -> None:
+    server = fakeredis.FakeServer()
+    tracker = CompletionTracker(fakeredis.FakeRedis(server=server), ttl_s=600)
+    server.connected = False
+    with pytest.raises(TransientFailure, match=r"^Redis fan-in failed \(ConnectionError\)$"):
+        tracker.record("req", 0, 2, lambda: [0])
+
+
+def test_requests_in_one_tracker_are_counted_apart(tracker: CompletionTracker) -> None:
+    assert tracker.record("a", 0, 2, lambda: [0]) is False
+    assert tracker.record("b", 1, 2, lambda: [1]) is False  # b's first image must not complete a
+    assert tracker.record("b", 0, 2, lambda: [0, 1]) is True
+    assert tracker.record("a", 1, 2, lambda: [0, 1]) is True
+
+
+def test_a_seed_outside_the_request_is_refused(tracker: CompletionTracker) -> None:
+    with pytest.raises(ValueError, match=r"^seed returned seqs outside 0\.\.2: \[3\]$"):
+        tracker.record("req", 0, 3, lambda: [0, 3])
+
+
+def test_the_shortest_ttl_is_one_second() -> None:
+    CompletionTracker(fakeredis.FakeRedis(), ttl_s=1)
+    with pytest.raises(ValueError, match="^ttl_s must be at least 1 second$"):
+        CompletionTracker(fakeredis.FakeRedis(), ttl_s=0)
