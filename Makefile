@@ -44,8 +44,17 @@ run: setup  ## the service on the embedded defaults (Azurite, Redis, SQLite), po
 demo: setup  ## a sample job end to end, with a local image server and webhook receiver
 	$(PY) -m devtools.demo
 
-test: setup checkov  ## the whole test suite against real Azurite, Redis and SQLite
-	$(PY) -m pytest
+# The suite in two runs, both always run, either failing fails make: everything but the reliability
+# campaign spread over TEST_WORKERS pytest-xdist processes (each starts its own Azurite and Redis;
+# --dist loadfile keeps a module on one process, so a module's shared app host is started once),
+# then the campaign alone, serial, because its faults are timed against the job's progress.
+TEST_WORKERS ?= 3
+test: setup checkov  ## the whole test suite against real Azurite, Redis and SQLite; prints its wall time
+	@start=$$(date +%s); status=0; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/reliability || status=$$?; \
+	$(PY) -m pytest -p no:xdist tests/reliability || status=$$?; \
+	echo "make test: wall time $$(( $$(date +%s) - start )) s, exit status $$status"; \
+	exit $$status
 
 test-fast: setup  ## unit tests only: no servers
 	$(PY) -m pytest tests/unit
