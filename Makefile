@@ -50,10 +50,12 @@ demo: setup  ## a sample job end to end, with a local image server and webhook r
 # then the campaign alone, serial, because its faults are timed against the job's progress.
 TEST_WORKERS ?= 3
 test: setup checkov  ## the whole test suite against real Azurite, Redis and SQLite; prints its wall time
-	@start=$$(date +%s); status=0; \
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/reliability || status=$$?; \
-	$(PY) -m pytest -p no:xdist tests/reliability || status=$$?; \
+	@start=$$(date +%s); status=0; mkdir -p .data/test-results; rm -f .data/test-results/*.xml; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/reliability \
+	  --junitxml=.data/test-results/parallel.xml || status=$$?; \
+	$(PY) -m pytest -p no:xdist tests/reliability --junitxml=.data/test-results/reliability.xml || status=$$?; \
 	echo "make test: wall time $$(( $$(date +%s) - start )) s, exit status $$status"; \
+	$(PY) -m devtools.suite_summary .data/test-results/parallel.xml .data/test-results/reliability.xml; \
 	exit $$status
 
 test-fast: setup  ## unit tests only: no servers
