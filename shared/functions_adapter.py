@@ -22,6 +22,7 @@ from shared.errors import (
 )
 from shared.status import StatusAnswer, StatusQuery
 from shared.upload import UploadAccepted, UploadInput
+from shared.upload_page import Page
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,11 @@ def status_response(answer: StatusAnswer) -> func.HttpResponse:
     if answer.csv is not None:
         return func.HttpResponse(answer.csv, status_code=200, mimetype="text/csv", charset="utf-8")
     return _json(200, answer.document)
+
+
+def page_response(page: Page) -> func.HttpResponse:
+    return func.HttpResponse(page.html, status_code=200, mimetype="text/html", charset="utf-8",
+                             headers=page.headers)
 
 
 def error_response(exc: Exception) -> func.HttpResponse:
