@@ -87,3 +87,33 @@ CREATE TABLE dbo.webhook_deliveries (
     CONSTRAINT PK_webhook_deliveries PRIMARY KEY (request_id, attempt)
 );
 GO
+
+-- Per-request compression options (quality, size_target, format, max_dimension); a request
+-- without a row uses the service's settings. A table of its own (not columns on requests) so an
+-- existing database gets it from this re-runnable script without altering a table.
+IF OBJECT_ID(N'dbo.request_options', N'U') IS NULL
+CREATE TABLE dbo.request_options (
+    request_id CHAR(36) NOT NULL CONSTRAINT PK_request_options PRIMARY KEY
+        CONSTRAINT FK_request_options_requests REFERENCES dbo.requests (request_id),
+    quality INT NULL,
+    size_target FLOAT NULL,
+    format VARCHAR(8) NULL,
+    max_dimension INT NULL
+);
+GO
+
+-- An image slot whose URL repeats an earlier slot of the same request: only the leader is
+-- downloaded and compressed; its outcome is copied to every alias in the same transaction.
+IF OBJECT_ID(N'dbo.image_aliases', N'U') IS NULL
+CREATE TABLE dbo.image_aliases (
+    request_id CHAR(36) NOT NULL,
+    seq INT NOT NULL,
+    leader_seq INT NOT NULL,
+    CONSTRAINT PK_image_aliases PRIMARY KEY (request_id, seq)
+);
+GO
+
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_image_aliases_leader'
+               AND object_id = OBJECT_ID(N'dbo.image_aliases'))
+CREATE NONCLUSTERED INDEX IX_image_aliases_leader ON dbo.image_aliases (request_id, leader_seq);
+GO

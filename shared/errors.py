@@ -6,6 +6,7 @@
      │    ├── PayloadTooLarge  client input is over a size or count limit (HTTP 413)
      │    └── UnsupportedMediaType  the upload is neither multipart form-data nor CSV (HTTP 415)
      ├── NotFound             the thing asked for does not exist (HTTP 404)
+     ├── Conflict             the request is in a state where this makes no sense (HTTP 409)
      ├── PermanentFailure     retrying cannot help (HTTP 404 image, bomb, SSRF refusal): record it
      │    └── UrlRefused       an outbound URL or the address it resolves to is not allowed
      └── TransientFailure     retrying may help (timeouts, 5xx, 429, connection errors): raise it
@@ -65,6 +66,10 @@ class UnsupportedMediaType(ValidationError):
 
 class NotFound(ImgpipeError):
     """Raised when a request (or other resource) asked for does not exist."""
+
+
+class Conflict(ImgpipeError):
+    """Raised when an action does not fit the request's state (e.g. cancelling a finished request)."""
 
 
 class PermanentFailure(ImgpipeError):

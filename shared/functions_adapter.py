@@ -12,7 +12,9 @@ from urllib.parse import urljoin
 import azure.functions as func
 
 from shared import services
+from shared.cancel import CancelAnswer
 from shared.errors import (
+    Conflict,
     ImgpipeError,
     NotFound,
     PayloadTooLarge,
@@ -20,6 +22,7 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from shared.options import FIELD_NAMES as OPTION_FIELDS
 from shared.status import StatusAnswer, StatusQuery
 from shared.upload import UploadAccepted, UploadInput
 from shared.upload_page import Page
@@ -48,12 +51,14 @@ def upload_input(req: func.HttpRequest) -> UploadInput:
         raise PayloadTooLarge(f"the upload is larger than {settings.max_csv_bytes} bytes")
     media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
     webhook_url = req.params.get("webhook_url")
+    option_fields = {name: req.params[name] for name in OPTION_FIELDS if req.params.get(name)}
     if media_type == "multipart/form-data":
         try:
             upload = req.files.get("file")
             # A part sent without a filename arrives as a plain form field, not as a file.
             field_text = req.form.get("file")
             webhook_url = req.form.get("webhook_url") or webhook_url
+            option_fields.update({name: req.form[name] for name in OPTION_FIELDS if req.form.get(name)})
         except Exception:  # werkzeug raises several types on a broken envelope
             raise ValidationError([Problem("the multipart/form-data body cannot be parsed")]) from None
         if upload is not None:
@@ -72,6 +77,7 @@ def upload_input(req: func.HttpRequest) -> UploadInput:
         csv_data=csv_data,
         webhook_url=webhook_url or None,
         idempotency_key=req.headers.get("idempotency-key"),
+        option_fields=option_fields,
     )
 
 
@@ -104,6 +110,11 @@ def status_response(answer: StatusAnswer) -> func.HttpResponse:
     return _json(200, answer.document)
 
 
+def cancel_response(answer: CancelAnswer) -> func.HttpResponse:
+    """200 once the request is Cancelled; 202 while its started images are still finishing."""
+    return _json(200 if answer.finished else 202, answer.document)
+
+
 def page_response(page: Page) -> func.HttpResponse:
     return func.HttpResponse(page.html, status_code=200, mimetype="text/html", charset="utf-8",
                              headers=page.headers)
@@ -120,6 +131,8 @@ def error_response(exc: Exception) -> func.HttpResponse:
         return _json(exc.status_code, document)
     if isinstance(exc, NotFound):
         return _json(404, {"error": "not found"})
+    if isinstance(exc, Conflict):
+        return _json(409, {"error": str(exc)})
     if isinstance(exc, ImgpipeError):
         logger.warning("request failed: %s", type(exc).__name__, exc_info=True)
         return _json(503, {"error": "temporarily unavailable, retry later"}, {"Retry-After": "5"})

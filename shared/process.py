@@ -3,6 +3,11 @@
 Idempotent under redelivery: an image already terminal in the database is not worked again, the
 output name is deterministic (a retry overwrites), the outcome is recorded with a conditional
 update, and the fan-in counts each image once.
+
+A URL repeated within a request is worked once, by its first slot (the leader): the leader's
+outcome is copied to the repeats (aliases) in the same transaction, and the leader counts every
+one of those slots towards the fan-in. An alias's own message only counts its slot once the
+leader has finished it. An image skipped by a cancel is terminal like any other.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from shared import services
 from shared.errors import PermanentFailure, TransientFailure
 from shared.imaging import compress_image
 from shared.models import ImageOutcome, ImageTask
+from shared.options import CompressionOptions
 from shared.outbound import download
 from shared.queues import decode
 
@@ -30,6 +36,7 @@ class Outcome(StrEnum):
     DONE = "done"  # compressed and recorded now
     FAILED = "failed"  # recorded as failed now (permanent failure, or the last attempt)
     ALREADY = "already"  # the image was terminal before: only the fan-in was (re)counted
+    ALIAS = "alias"  # the URL repeats an unfinished leader slot, which does the work: nothing yet
     UNKNOWN = "unknown"  # the database has no such image: nothing to do
 
 
@@ -59,16 +66,22 @@ def process_image(body: str, dequeue_count: int) -> ProcessResult:
     """Handle one image message; raises to have the queue retry a transient failure."""
     task = parse_task(body)
     store = services.store()
-    status = store.image_status(task.request_id, task.seq)
-    if status is None:
+    state = store.image_state(task.request_id, task.seq)
+    if state is None:
         logger.warning("image %s/%d is not in the database; dropping the message", task.request_id, task.seq)
         return ProcessResult(Outcome.UNKNOWN, None)
-    if status.terminal:
+    slots = [task.seq]
+    if state.leader_seq is not None and not state.status.terminal:
+        return ProcessResult(Outcome.ALIAS, None)
+    if state.status.terminal or not store.mark_started(task.request_id, task.seq):
         outcome = Outcome.ALREADY
     else:
-        store.mark_started(task.request_id, task.seq)
-        outcome = _work(task, dequeue_count)
-    fires = _count_completion(task)
+        outcome = _work(task, dequeue_count, state.options)
+    if state.leader_seq is None:
+        slots += store.alias_seqs(task.request_id, task.seq)
+    fires = False
+    for seq in slots:  # every one, even after one fired: each slot must be in the count
+        fires = _count_completion(ImageTask(task.request_id, seq, task.url, task.total)) or fires
     if fires:
         logger.info("request %s: last image finished, notifying", task.request_id)
     return ProcessResult(outcome, {"request_id": task.request_id} if fires else None)
@@ -94,13 +107,13 @@ def _count_completion(task: ImageTask) -> bool:
         logger.warning("Redis unavailable: counting request %s in the database", task.request_id, exc_info=True)
         store.mark_fanin_reseed(task.request_id)
         record = store.get_request(task.request_id)
-        return record is not None and record.done + record.failed >= record.images
+        return record is not None and record.finished_images >= record.images
 
 
-def _work(task: ImageTask, dequeue_count: int) -> Outcome:
+def _work(task: ImageTask, dequeue_count: int, options: CompressionOptions) -> Outcome:
     store = services.store()
     try:
-        outcome = compress_and_store(task)
+        outcome = compress_and_store(task, options)
     except PermanentFailure as exc:
         store.record_failed(task.request_id, task.seq, _reason(exc))
         logger.info("image %s/%d failed: %s", task.request_id, task.seq, _reason(exc))
@@ -116,8 +129,9 @@ def _work(task: ImageTask, dequeue_count: int) -> Outcome:
     return Outcome.DONE
 
 
-def compress_and_store(task: ImageTask) -> ImageOutcome:
+def compress_and_store(task: ImageTask, options: CompressionOptions | None = None) -> ImageOutcome:
     settings = services.settings()
+    options = options or CompressionOptions()
     started = time.perf_counter()
     data = download(
         services.http_session(),
@@ -130,9 +144,11 @@ def compress_and_store(task: ImageTask) -> ImageOutcome:
     downloaded = time.perf_counter()
     image = compress_image(
         data,
-        quality=settings.jpeg_quality,
+        quality=options.quality or settings.jpeg_quality,
         max_pixels=settings.max_image_pixels,
-        size_target_ratio=settings.size_target_ratio,
+        size_target_ratio=settings.size_target_ratio if options.size_target is None else options.size_target,
+        output_format=options.format.value,
+        max_dimension=options.max_dimension,
     )
     compressed = time.perf_counter()
     name = f"{task.request_id}/{task.seq:05d}.{image.extension}"

@@ -117,6 +117,21 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     succeeded INTEGER NOT NULL,
     PRIMARY KEY (request_id, attempt)
 );
+CREATE TABLE IF NOT EXISTS request_options (
+    request_id TEXT NOT NULL PRIMARY KEY REFERENCES requests (request_id),
+    quality INTEGER,
+    size_target REAL,
+    format TEXT,
+    max_dimension INTEGER
+);
+CREATE TABLE IF NOT EXISTS image_aliases (
+    request_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    leader_seq INTEGER NOT NULL,
+    PRIMARY KEY (request_id, seq)
+);
+CREATE INDEX IF NOT EXISTS ix_image_aliases_leader
+    ON image_aliases (request_id, leader_seq);
 """
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from shared import services
 from shared.errors import NotFound, Problem, TransientFailure, ValidationError
 from shared.fanout import resume_if_stale
+from shared.options import CompressionOptions
 from shared.report import output_csv, status_document
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,18 @@ def get_status(query: StatusQuery) -> StatusAnswer:
     if query.as_csv:
         return StatusAnswer(None, output_csv(store.list_images(request_id)))
     images = store.list_images(request_id) if query.include_images else None
-    return StatusAnswer(status_document(record, images, store.delivery_attempts(request_id)), None)
+    document = status_document(record, images, store.delivery_attempts(request_id))
+    document["options"] = effective_options(store.request_options(request_id))
+    return StatusAnswer(document, None)
+
+
+def effective_options(options: CompressionOptions) -> dict[str, object]:
+    """The request's options with the service's settings filled in where it gave none."""
+    settings = services.settings()
+    shown = options.as_dict()
+    shown["quality"] = options.quality or settings.jpeg_quality
+    shown["size_target"] = settings.size_target_ratio if options.size_target is None else options.size_target
+    return shown
 
 
 def _resume(request_id: str, created_at: datetime) -> None:

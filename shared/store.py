@@ -25,12 +25,14 @@ from shared.models import (
     DeliveryAttempt,
     ImageOutcome,
     ImageRecord,
+    ImageState,
     ImageStatus,
     ImageTask,
     ProductRow,
     RequestRecord,
     RequestStatus,
 )
+from shared.options import CompressionOptions, options_from_row
 from shared.settings import Settings
 from shared.sql_dialect import DBAPIConnection, DBAPICursor, Dialect
 
@@ -106,10 +108,13 @@ class Store:
         products: Sequence[ProductRow],
         webhook_url: str | None,
         idempotency_key: str | None,
+        options: CompressionOptions | None = None,
     ) -> None:
         """Store a request with its products and Pending images (seq 0..m-1 in input order).
 
-        Raises ``DuplicateRequest`` (with the existing request id) if the idempotency key is taken.
+        A URL that repeats an earlier one of the request becomes an alias of that first slot (its
+        leader). Raises ``DuplicateRequest`` (with the existing request id) if the idempotency key
+        is taken.
         """
         now = self.dialect.to_db(_now())
         image_count = sum(len(product.urls) for product in products)
@@ -131,6 +136,16 @@ class Store:
                     yield (request_id, seq, product.serial, url_index, url)
                     seq += 1
 
+        def alias_rows() -> Iterator[tuple[Any, ...]]:
+            leaders: dict[str, int] = {}
+            seq = 0
+            for product in products:
+                for url in product.urls:
+                    leader = leaders.setdefault(url, seq)
+                    if leader != seq:
+                        yield (request_id, seq, leader)
+                    seq += 1
+
         def work(cursor: DBAPICursor) -> None:
             if idempotency_key is not None:
                 cursor.execute(sql.SELECT_BY_KEY, (idempotency_key,))
@@ -144,6 +159,12 @@ class Store:
                 cursor.executemany(sql.INSERT_PRODUCT, chunk)
             for chunk in _chunks(image_rows(), BULK_ROWS):
                 cursor.executemany(sql.INSERT_IMAGE, chunk)
+            for chunk in _chunks(alias_rows(), BULK_ROWS):
+                cursor.executemany(sql.INSERT_ALIAS, chunk)
+            if options is not None and not options.is_default:
+                o = options
+                cursor.execute(sql.INSERT_OPTIONS, (request_id, o.quality, o.size_target, o.format.value,
+                                                    o.max_dimension))
 
         try:
             self._run(work, write=True)
@@ -171,6 +192,7 @@ class Store:
             request_id=request_id, status=RequestStatus(row[0]), webhook_url=row[1], products=int(row[2]),
             images=int(row[3]), done=int(row[8]), failed=int(row[9]), created_at=created_at,
             updated_at=updated_at, completed_at=from_db(row[6]), fanout_completed_at=from_db(row[7]),
+            skipped=int(row[10]), repeats=int(row[11]),
         )
         # fmt: on
 
@@ -217,14 +239,51 @@ class Store:
         rows = self._fetch_all(sql.SELECT_IMAGE_STATUS, (request_id, seq))
         return ImageStatus(rows[0][0]) if rows else None
 
-    def mark_started(self, request_id: str, seq: int) -> None:
-        self._update(sql.MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
+    def image_state(self, request_id: str, seq: int) -> ImageState | None:
+        """The image's status, its leader if its URL repeats an earlier slot, and the request's options."""
+        rows = self._fetch_all(sql.SELECT_IMAGE_STATE, (request_id, seq))
+        if not rows:
+            return None
+        row = rows[0]
+        leader = int(row[1]) if row[1] is not None else None
+        return ImageState(ImageStatus(row[0]), leader, options_from_row(row[2], row[3], row[4], row[5]))
 
-    def _finish_image(self, statement: str, params: Sequence[Any], request_id: str, now: Any) -> bool:
+    def request_options(self, request_id: str) -> CompressionOptions:
+        rows = self._fetch_all(sql.SELECT_OPTIONS, (request_id,))
+        return options_from_row(*rows[0]) if rows else CompressionOptions()
+
+    def alias_seqs(self, request_id: str, leader_seq: int) -> list[int]:
+        """The slots whose URL repeats the leader's; they take the leader's outcome."""
+        return [int(row[0]) for row in self._fetch_all(sql.SELECT_ALIAS_SEQS, (request_id, leader_seq))]
+
+    def mark_started(self, request_id: str, seq: int) -> bool:
+        """Note an attempt on a Pending image; False if it is no longer Pending (e.g. skipped by a cancel)."""
+        return self._update(sql.MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
+
+    def cancel_request(self, request_id: str) -> bool:
+        """Mark the request Cancelling and skip its unstarted images, atomically.
+
+        True for the call that did it; False if the request is not Pending or Processing with
+        images still pending (already cancelling, cancelled, or finished).
+        """
+        now = self.dialect.to_db(_now())
+
+        def work(cursor: DBAPICursor) -> bool:
+            cursor.execute(sql.MARK_CANCELLING, (now, request_id))
+            if cursor.rowcount <= 0:
+                return False
+            cursor.execute(sql.SKIP_UNSTARTED, (now, request_id))
+            return True
+
+        return self._run(work, write=True)
+
+    def _finish_image(self, statement: str, params: Sequence[Any], request_id: str, now: Any,
+                      copy_to_aliases: tuple[str, Sequence[Any]]) -> bool:
         def work(cursor: DBAPICursor) -> bool:
             cursor.execute(statement, params)
             if cursor.rowcount <= 0:
                 return False  # already terminal: a redelivery or a racing worker finished it
+            cursor.execute(*copy_to_aliases)  # slots repeating this URL share its outcome
             cursor.execute(sql.MARK_PROCESSING, (now, request_id))
             return True
 
@@ -236,13 +295,16 @@ class Store:
         o = outcome
         params = (o.output_url, o.bytes_in, o.bytes_out, o.width, o.height, o.format, o.quality,
                   o.download_ms, o.process_ms, o.store_ms, now, request_id, seq)  # fmt: skip
-        return self._finish_image(sql.RECORD_DONE, params, request_id, now)
+        aliases = (o.output_url, o.bytes_in, o.bytes_out, o.width, o.height, o.format, o.quality, now,
+                   request_id, request_id, seq)  # fmt: skip
+        return self._finish_image(sql.RECORD_DONE, params, request_id, now, (sql.COPY_DONE_TO_ALIASES, aliases))
 
     def record_failed(self, request_id: str, seq: int, error: str) -> bool:
         """Record a failed image if it is still Pending; True if this call changed it."""
         now = self.dialect.to_db(_now())
         params = (error[:MAX_ERROR_CHARS], now, request_id, seq)
-        return self._finish_image(sql.RECORD_FAILED, params, request_id, now)
+        aliases = (error[:MAX_ERROR_CHARS], now, request_id, request_id, seq)
+        return self._finish_image(sql.RECORD_FAILED, params, request_id, now, (sql.COPY_FAILED_TO_ALIASES, aliases))
 
     def terminal_seqs(self, request_id: str) -> set[int]:
         return {int(row[0]) for row in self._fetch_all(sql.SELECT_TERMINAL, (request_id,))}

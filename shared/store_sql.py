@@ -22,12 +22,16 @@ SELECT_REQUEST = (
     "SELECT r.status, r.webhook_url, r.products, r.images, r.created_at, r.updated_at,"
     " r.completed_at, r.fanout_completed_at,"
     " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Done'),"
-    " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Failed')"
+    " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Failed'),"
+    " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Skipped'),"
+    " (SELECT COUNT(*) FROM image_aliases a WHERE a.request_id = r.request_id)"
     " FROM requests r WHERE r.request_id = ?"
 )
 SELECT_UNENQUEUED = (
     "SELECT i.seq, i.input_url, r.images FROM images i JOIN requests r ON r.request_id = i.request_id"
-    " WHERE i.request_id = ? AND i.enqueued_at IS NULL ORDER BY i.seq"
+    " WHERE i.request_id = ? AND i.enqueued_at IS NULL AND i.status = 'Pending'"
+    " AND NOT EXISTS (SELECT 1 FROM image_aliases a WHERE a.request_id = i.request_id AND a.seq = i.seq)"
+    " ORDER BY i.seq"
 )
 MARK_ENQUEUED = (
     "UPDATE images SET enqueued_at = ? WHERE request_id = ? AND enqueued_at IS NULL AND seq IN ({})"
@@ -42,7 +46,7 @@ STALE_FANOUTS = (
 SELECT_IMAGE_STATUS = "SELECT status FROM images WHERE request_id = ? AND seq = ?"
 MARK_STARTED = (
     "UPDATE images SET started_at = COALESCE(started_at, ?), attempts = attempts + 1"
-    " WHERE request_id = ? AND seq = ?"
+    " WHERE request_id = ? AND seq = ? AND status = 'Pending'"
 )
 RECORD_DONE = (
     "UPDATE images SET status = 'Done', output_url = ?, error = NULL, bytes_in = ?, bytes_out = ?,"
@@ -58,8 +62,9 @@ MARK_PROCESSING = (
 )
 SELECT_TERMINAL = "SELECT seq FROM images WHERE request_id = ? AND status <> 'Pending'"
 COMPLETE_REQUEST = (
-    "UPDATE requests SET status = 'Completed', completed_at = ?, updated_at = ?"
-    " WHERE request_id = ? AND status <> 'Completed' AND NOT EXISTS"
+    "UPDATE requests SET status = CASE WHEN status = 'Cancelling' THEN 'Cancelled' ELSE 'Completed' END,"
+    " completed_at = ?, updated_at = ?"
+    " WHERE request_id = ? AND status NOT IN ('Completed', 'Cancelled') AND NOT EXISTS"
     " (SELECT 1 FROM images i WHERE i.request_id = requests.request_id AND i.status = 'Pending')"
 )
 SELECT_IMAGES = (
@@ -85,4 +90,42 @@ RELEASE_DELIVERY_CLAIM = (
 TAKE_OVER_DELIVERY_CLAIM = (
     "UPDATE webhook_deliveries SET attempted_at = ? WHERE request_id = ? AND attempt = ? AND succeeded = 0"
     " AND status_code IS NULL AND error = ? AND attempted_at < ?"
+)
+
+# -- per-request options, repeated URLs, cancel ---------------------------------------------------
+
+INSERT_OPTIONS = (
+    "INSERT INTO request_options (request_id, quality, size_target, format, max_dimension) VALUES (?, ?, ?, ?, ?)"
+)
+SELECT_OPTIONS = "SELECT quality, size_target, format, max_dimension FROM request_options WHERE request_id = ?"
+INSERT_ALIAS = "INSERT INTO image_aliases (request_id, seq, leader_seq) VALUES (?, ?, ?)"
+SELECT_IMAGE_STATE = (
+    "SELECT i.status, a.leader_seq, o.quality, o.size_target, o.format, o.max_dimension FROM images i"
+    " LEFT JOIN image_aliases a ON a.request_id = i.request_id AND a.seq = i.seq"
+    " LEFT JOIN request_options o ON o.request_id = i.request_id"
+    " WHERE i.request_id = ? AND i.seq = ?"
+)
+SELECT_ALIAS_SEQS = "SELECT seq FROM image_aliases WHERE request_id = ? AND leader_seq = ? ORDER BY seq"
+COPY_DONE_TO_ALIASES = (
+    "UPDATE images SET status = 'Done', output_url = ?, error = NULL, bytes_in = ?, bytes_out = ?,"
+    " width = ?, height = ?, format = ?, quality = ?, finished_at = ?"
+    " WHERE request_id = ? AND status = 'Pending' AND seq IN"
+    " (SELECT a.seq FROM image_aliases a WHERE a.request_id = ? AND a.leader_seq = ?)"
+)
+COPY_FAILED_TO_ALIASES = (
+    "UPDATE images SET status = 'Failed', error = ?, finished_at = ?"
+    " WHERE request_id = ? AND status = 'Pending' AND seq IN"
+    " (SELECT a.seq FROM image_aliases a WHERE a.request_id = ? AND a.leader_seq = ?)"
+)
+MARK_CANCELLING = (
+    "UPDATE requests SET status = 'Cancelling', updated_at = ?"
+    " WHERE request_id = ? AND status IN ('Pending', 'Processing') AND EXISTS"
+    " (SELECT 1 FROM images i WHERE i.request_id = requests.request_id AND i.status = 'Pending')"
+)
+# Unstarted images, except the aliases of a leader that has started (they finish with it).
+SKIP_UNSTARTED = (
+    "UPDATE images SET status = 'Skipped', error = 'cancelled before it started', finished_at = ?"
+    " WHERE request_id = ? AND status = 'Pending' AND started_at IS NULL AND NOT EXISTS"
+    " (SELECT 1 FROM image_aliases a JOIN images l ON l.request_id = a.request_id AND l.seq = a.leader_seq"
+    " WHERE a.request_id = images.request_id AND a.seq = images.seq AND l.started_at IS NOT NULL)"
 )

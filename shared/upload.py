@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from shared import services
 from shared.csv_input import parse_products
 from shared.errors import ImgpipeError, PayloadTooLarge, Problem, TransientFailure, ValidationError
 from shared.fanout import fan_out, sweep_stale
 from shared.models import RequestStatus
+from shared.options import parse_options
 from shared.store import DuplicateRequest, Store
 from shared.urls import url_problem
 
@@ -26,6 +28,7 @@ class UploadInput:
     csv_data: bytes
     webhook_url: str | None
     idempotency_key: str | None
+    option_fields: Mapping[str, str] = field(default_factory=dict)  # quality, size_target, format, ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class UploadAccepted:
 
 def accept_upload(upload: UploadInput) -> UploadAccepted:
     settings = services.settings()
-    option_problems = _option_problems(upload)
+    options, option_problems = parse_options(upload.option_fields)
+    option_problems = _option_problems(upload) + option_problems
     store = services.store()
     if upload.idempotency_key and not option_problems:
         existing = store.find_by_idempotency_key(upload.idempotency_key)
@@ -61,7 +65,7 @@ def accept_upload(upload: UploadInput) -> UploadAccepted:
     request_id = str(uuid.uuid4())
     webhook_url = upload.webhook_url or settings.default_webhook_url or None
     try:
-        store.create_request(request_id, products, webhook_url, upload.idempotency_key)
+        store.create_request(request_id, products, webhook_url, upload.idempotency_key, options)
     except DuplicateRequest as duplicate:  # the same key raced us: answer as its replay
         return _replay(store, duplicate.request_id)
     images = sum(len(product.urls) for product in products)

@@ -29,7 +29,8 @@ def test_every_http_function_requires_a_function_key() -> None:
     http_triggers = {name: binding for name, bindings in function_bindings().items()
                      for binding in bindings if binding["type"] == "httpTrigger"}
     assert {name: b.get("authLevel") for name, b in http_triggers.items()} == {
-        "upload_http": "function", "status_http": "function", "page_http": "anonymous"}
+        "upload_http": "function", "status_http": "function", "cancel_http": "function",
+        "page_http": "anonymous"}
 
 
 @pytest.mark.integration

@@ -20,6 +20,7 @@ from shared.sql_dialect import (
     split_sqlite_script,
     split_tsql_batches,
 )
+from shared.options import CompressionOptions, OutputFormat
 from shared.store import Store
 
 
@@ -75,8 +76,12 @@ def exercise_every_method(store: Store) -> None:
     rid = "00000000-0000-0000-0000-000000000001"
     now = datetime.now(UTC)
     store.ensure_schema()
-    mug = ProductRow(2, 1, "Mug", ("https://a.example/1", "https://a.example/2"))
-    store.create_request(rid, [mug], None, "k")
+    mug = ProductRow(2, 1, "Mug", ("https://a.example/1", "https://a.example/2", "https://a.example/1"))
+    store.create_request(rid, [mug], None, "k", CompressionOptions(quality=70, format=OutputFormat.WEBP))
+    store.image_state(rid, 2)
+    store.request_options(rid)
+    store.alias_seqs(rid, 0)
+    store.cancel_request(rid)
     store.find_by_idempotency_key("k")
     store.get_request(rid)
     store.unenqueued_tasks(rid)
@@ -183,6 +188,7 @@ def test_schema_sql_and_sqlite_ddl_define_the_same_tables() -> None:
     assert set(tsql) == set(sqlite) == {
         "table requests", "table products", "table images", "table webhook_deliveries",
         "index ux_requests_idempotency_key", "index ix_requests_fanout_pending",
+        "table request_options", "table image_aliases", "index ix_image_aliases_leader",
     }  # fmt: skip
     for name in tsql:
         assert tsql[name] == sqlite[name], name
