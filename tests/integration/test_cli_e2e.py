@@ -60,3 +60,20 @@ def test_upload_without_wait_prints_the_id_and_a_bad_csv_lists_problems(stack, t
     assert result.returncode == 2
     assert "400" in result.stderr and "line 2" in result.stderr
     assert not (tmp_path / "bad.output.csv").exists()
+
+
+def test_cancel_through_the_cli(make_stack, image_server, tmp_path) -> None:
+    stack = make_stack(**{"AzureWebJobs.process_queue.Disabled": "true"})  # nothing ever starts
+    source = tmp_path / "p.csv"
+    source.write_text(csv_for([[image_server.url(f"/img/{i}.jpg") for i in range(3)]]))
+    uploaded = imgpipe(stack.base_url, "upload", str(source))
+    request_id = uploaded.stdout.split("request ", 1)[1].split(":", 1)[0]
+
+    cancelled = imgpipe(stack.base_url, "cancel", request_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"request {request_id}: Cancell" in cancelled.stdout
+    stack.wait_for_status(request_id, wanted="Cancelled")
+    status = imgpipe(stack.base_url, "status", request_id)
+    assert "Cancelled: 3 images, 0 done, 0 failed" in status.stdout
+    assert "skipped (cancelled before they started): 3" in status.stdout
+    assert "options: quality=50" in status.stdout

@@ -126,3 +126,21 @@ def test_upload_progress_and_download_of_the_output_csv(stack, browser, image_se
     assert downloaded.read_bytes() == expected.content
     assert expected.text.count("\n") == 4 and "Output Image Urls" in expected.text
     assert csp_violations(browser) == []
+
+
+def test_cancel_from_the_page(make_stack, browser, image_server, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+
+    stack = make_stack(**{"AzureWebJobs.process_queue.Disabled": "true"})  # nothing ever starts
+    source = tmp_path / "p.csv"
+    source.write_text(csv_for([[image_server.url(f"/img/{i}.jpg") for i in range(4)]]))
+    browser.get(f"{stack.base_url}/ui")
+    browser.find_element(By.ID, "file").send_keys(str(source))
+    browser.find_element(By.ID, "submit").click()
+    wait_for(lambda: browser.find_element(By.ID, "cancel").is_displayed())
+    browser.find_element(By.ID, "cancel").click()
+    wait_for(lambda: browser.find_element(By.ID, "done").is_displayed(), timeout_s=120)
+    assert browser.find_element(By.ID, "progress-text").text == "Cancelled: 0 done, 0 failed of 4 images, 4 skipped"
+    assert browser.find_element(By.ID, "progress").get_attribute("value") == "4"
+    assert not browser.find_element(By.ID, "cancel").is_displayed()
+    assert csp_violations(browser) == []
