@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from shared.errors import Problem
 
@@ -94,12 +95,11 @@ def parse_options(fields: Mapping[str, str | None]) -> tuple[CompressionOptions,
     return CompressionOptions(quality, size_target, output_format, max_dimension), problems
 
 
-def options_from_row(quality: object, size_target: object, output_format: object,
-                     max_dimension: object) -> CompressionOptions:
+def options_from_row(quality: Any, size_target: Any, output_format: Any, max_dimension: Any) -> CompressionOptions:
     """Options as the store reads them back (NULLs where nothing was given)."""
     return CompressionOptions(
-        quality=int(quality) if quality is not None else None,  # type: ignore[call-overload]
-        size_target=float(size_target) if size_target is not None else None,  # type: ignore[arg-type]
+        quality=None if quality is None else int(quality),
+        size_target=None if size_target is None else float(size_target),
         format=OutputFormat(str(output_format)) if output_format else OutputFormat.KEEP,
-        max_dimension=int(max_dimension) if max_dimension is not None else None,  # type: ignore[call-overload]
+        max_dimension=None if max_dimension is None else int(max_dimension),
     )

@@ -70,14 +70,15 @@ def process_image(body: str, dequeue_count: int) -> ProcessResult:
     if state is None:
         logger.warning("image %s/%d is not in the database; dropping the message", task.request_id, task.seq)
         return ProcessResult(Outcome.UNKNOWN, None)
-    slots = [task.seq]
     if state.leader_seq is not None and not state.status.terminal:
         return ProcessResult(Outcome.ALIAS, None)
+    # mark_started fails when the image stopped being Pending since the read (a cancel skipped it).
     if state.status.terminal or not store.mark_started(task.request_id, task.seq):
         outcome = Outcome.ALREADY
     else:
         outcome = _work(task, dequeue_count, state.options)
-    if state.leader_seq is None:
+    slots = [task.seq]
+    if state.leader_seq is None:  # a leader counts the slots that repeat its URL too
         slots += store.alias_seqs(task.request_id, task.seq)
     fires = False
     for seq in slots:  # every one, even after one fired: each slot must be in the count

@@ -12,6 +12,7 @@ from sqlglot import exp
 
 from shared import store_sql as store_module
 from shared.models import DeliveryAttempt, ImageOutcome, ProductRow
+from shared.options import CompressionOptions, OutputFormat
 from shared.sql_dialect import (
     ODBC_SQL_DRIVER_NAME,
     SCHEMA_SQL_PATH,
@@ -20,7 +21,6 @@ from shared.sql_dialect import (
     split_sqlite_script,
     split_tsql_batches,
 )
-from shared.options import CompressionOptions, OutputFormat
 from shared.store import Store
 
 
