@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from shared import services
 from shared.errors import ConfigError, PermanentFailure
-from shared.models import DeliveryAttempt, RequestRecord
+from shared.models import DeliveryAttempt, RequestRecord, RequestStatus
 from shared.queues import decode, send
 from shared.report import webhook_payload
 from shared.webhook import DeliveryResult, DeliveryVerdict, retry_delay_s
@@ -70,8 +70,8 @@ def notify_request(body: str, dequeue_count: int = 1) -> NotifyResult:
         return NotifyResult(NotifyOutcome.NOT_READY, False)
     completed_now = store.complete_request(request_id)
     if completed_now:
-        logger.info("request %s closed: %d done, %d failed, %d skipped", request_id, record.done, record.failed,
-                    record.skipped)
+        logger.info("request %s completed: %d done, %d failed, %d skipped%s", request_id, record.done,
+                    record.failed, record.skipped, " (cancelled)" if record.status is RequestStatus.CANCELLING else "")
     if not record.webhook_url:
         return NotifyResult(NotifyOutcome.NO_WEBHOOK, completed_now)
     attempts = store.delivery_attempts(request_id)
