@@ -8,7 +8,7 @@ from shared import functions_adapter as adapter
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        answer = cancel.cancel_request(req.route_params.get("request_id", ""))
+        answer = cancel.cancel_request(adapter.dependencies(), req.route_params.get("request_id", ""))
     except Exception as exc:
         return adapter.error_response(exc)
     return adapter.cancel_response(answer)

@@ -1,4 +1,7 @@
-"""Close a finished request exactly once and deliver its signed webhook."""
+"""Close a finished request exactly once and deliver its signed webhook.
+
+A malformed message goes to the poison queue at once: no retry can fix it.
+"""
 
 import azure.functions as func
 
@@ -6,5 +9,8 @@ from shared import functions_adapter as adapter
 from shared import notify
 
 
-def main(msg: func.QueueMessage) -> None:
-    notify.notify_request(adapter.queue_text(msg), msg.dequeue_count or 1)
+def main(msg: func.QueueMessage, poison: func.Out[str]) -> None:
+    try:
+        notify.notify_request(adapter.dependencies(), adapter.queue_text(msg), msg.dequeue_count or 1)
+    except adapter.MalformedMessage as exc:
+        adapter.malformed_message(msg, exc, poison)

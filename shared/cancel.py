@@ -14,10 +14,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from shared import services
+from shared.container import Dependencies
 from shared.errors import Conflict, NotFound
 from shared.models import RequestRecord, RequestStatus
-from shared.queues import send
 from shared.report import status_document
 from shared.status import canonical_request_id
 
@@ -30,10 +29,10 @@ class CancelAnswer:
     document: dict[str, object]  # the status document
 
 
-def cancel_request(raw_request_id: str) -> CancelAnswer:
+def cancel_request(deps: Dependencies, raw_request_id: str) -> CancelAnswer:
     """Cancel; NotFound for an unknown id, Conflict once the request has finished otherwise."""
     request_id = canonical_request_id(raw_request_id)
-    store = services.store()
+    store = deps.store
     if store.get_request(request_id) is None:
         raise NotFound(f"no request {request_id}")
     if store.cancel_request(request_id):
@@ -44,12 +43,12 @@ def cancel_request(raw_request_id: str) -> CancelAnswer:
     if record.status not in (RequestStatus.CANCELLING, RequestStatus.CANCELLED):
         raise Conflict(f"request {request_id} has already finished ({record.status.value}); nothing to cancel")
     if record.status is RequestStatus.CANCELLING:
-        _notify_if_settled(record)
+        _notify_if_settled(deps, record)
     document = status_document(record, None, store.delivery_attempts(request_id))
     return CancelAnswer(record.status is RequestStatus.CANCELLED, document)
 
 
-def _notify_if_settled(record: RequestRecord) -> None:
+def _notify_if_settled(deps: Dependencies, record: RequestRecord) -> None:
     """With no image left in flight, no image invocation will fire the notify: send it here."""
     if record.finished_images >= record.images:
-        send(services.notify_queue(), {"request_id": record.request_id})
+        deps.notify_queue.send({"request_id": record.request_id})

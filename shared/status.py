@@ -11,11 +11,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared import services
+from shared.container import Dependencies
 from shared.errors import NotFound, Problem, TransientFailure, ValidationError
 from shared.fanout import resume_if_stale
 from shared.options import CompressionOptions
 from shared.report import output_csv, status_document
+from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -44,33 +45,32 @@ def canonical_request_id(raw: str) -> str:
     return str(parsed)
 
 
-def get_status(query: StatusQuery) -> StatusAnswer:
+def get_status(deps: Dependencies, query: StatusQuery) -> StatusAnswer:
     request_id = canonical_request_id(query.request_id)
-    store = services.store()
+    store = deps.store
     record = store.get_request(request_id)
     if record is None:
         raise NotFound(f"no request {request_id}")
     if record.fanout_completed_at is None:
-        _resume(request_id, record.created_at)
+        _resume(deps, request_id, record.created_at)
     if query.as_csv:
         return StatusAnswer(None, output_csv(store.list_images(request_id)))
     images = store.list_images(request_id) if query.include_images else None
     document = status_document(record, images, store.delivery_attempts(request_id))
-    document["options"] = effective_options(store.request_options(request_id))
+    document["options"] = effective_options(deps.settings, store.request_options(request_id))
     return StatusAnswer(document, None)
 
 
-def effective_options(options: CompressionOptions) -> dict[str, object]:
+def effective_options(settings: Settings, options: CompressionOptions) -> dict[str, object]:
     """The request's options with the service's settings filled in where it gave none."""
-    settings = services.settings()
     shown = options.as_dict()
     shown["quality"] = options.quality or settings.jpeg_quality
     shown["size_target"] = settings.size_target_ratio if options.size_target is None else options.size_target
     return shown
 
 
-def _resume(request_id: str, created_at: datetime) -> None:
+def _resume(deps: Dependencies, request_id: str, created_at: datetime) -> None:
     try:
-        resume_if_stale(services.store(), request_id, created_at, services.settings().fanout_stale_after_s)
+        resume_if_stale(deps, request_id, created_at, deps.settings.fanout_stale_after_s)
     except TransientFailure:  # the answer is still worth giving; the next query tries again
         logger.warning("could not resume the fan-out of request %s", request_id, exc_info=True)

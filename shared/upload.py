@@ -8,13 +8,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared import services
+from shared.container import Dependencies
 from shared.csv_input import parse_products
-from shared.errors import ImgpipeError, PayloadTooLarge, Problem, TransientFailure, ValidationError
+from shared.errors import DuplicateRequest, ImgpipeError, PayloadTooLarge, Problem, TransientFailure, ValidationError
 from shared.fanout import fan_out, sweep_stale
 from shared.models import RequestStatus
 from shared.options import parse_options
-from shared.store import DuplicateRequest, Store
 from shared.urls import url_problem
 
 logger = logging.getLogger(__name__)
@@ -40,15 +39,15 @@ class UploadAccepted:
     replayed: bool  # an earlier upload with the same Idempotency-Key is answered again
 
 
-def accept_upload(upload: UploadInput) -> UploadAccepted:
-    settings = services.settings()
+def accept_upload(deps: Dependencies, upload: UploadInput) -> UploadAccepted:
+    settings = deps.settings
     options, option_problems = parse_options(upload.option_fields)
     option_problems = _option_problems(upload) + option_problems
-    store = services.store()
+    store = deps.store
     if upload.idempotency_key and not option_problems:
         existing = store.find_by_idempotency_key(upload.idempotency_key)
         if existing is not None:
-            return _replay(store, existing)
+            return _replay(deps, existing)
     if len(upload.csv_data) > settings.max_csv_bytes:
         raise PayloadTooLarge(f"the CSV is larger than {settings.max_csv_bytes} bytes")
     try:
@@ -61,16 +60,16 @@ def accept_upload(upload: UploadInput) -> UploadAccepted:
         raise ValidationError(option_problems + exc.problems, truncated=exc.truncated) from None
     if option_problems:
         raise ValidationError(option_problems)
-    _sweep(store, settings.fanout_stale_after_s)
+    _sweep(deps)
     request_id = str(uuid.uuid4())
     webhook_url = upload.webhook_url or settings.default_webhook_url or None
     try:
         store.create_request(request_id, products, webhook_url, upload.idempotency_key, options)
     except DuplicateRequest as duplicate:  # the same key raced us: answer as its replay
-        return _replay(store, duplicate.request_id)
+        return _replay(deps, duplicate.request_id)
     images = sum(len(product.urls) for product in products)
     logger.info("request %s stored: %d products, %d images", request_id, len(products), images)
-    _fan_out_or_defer(store, request_id)
+    _fan_out_or_defer(deps, request_id)
     return UploadAccepted(request_id, RequestStatus.PENDING, len(products), images, replayed=False)
 
 
@@ -87,26 +86,26 @@ def _option_problems(upload: UploadInput) -> list[Problem]:
     return problems
 
 
-def _sweep(store: Store, stale_after_s: float) -> None:
+def _sweep(deps: Dependencies) -> None:
     try:
-        sweep_stale(store, stale_after_s)
+        sweep_stale(deps, deps.settings.fanout_stale_after_s)
     except ImgpipeError:  # the sweep is a courtesy to earlier requests; this upload goes on
         logger.warning("the fan-out sweep failed", exc_info=True)
 
 
-def _replay(store: Store, request_id: str) -> UploadAccepted:
-    record = store.get_request(request_id)
+def _replay(deps: Dependencies, request_id: str) -> UploadAccepted:
+    record = deps.store.get_request(request_id)
     if record is None:  # deleted between the look-up and now
         raise TransientFailure("the earlier request with this Idempotency-Key is gone; retry")
     if record.fanout_completed_at is None:
-        _fan_out_or_defer(store, request_id)
+        _fan_out_or_defer(deps, request_id)
     return UploadAccepted(request_id, record.status, record.products, record.images, replayed=True)
 
 
-def _fan_out_or_defer(store: Store, request_id: str) -> None:
+def _fan_out_or_defer(deps: Dependencies, request_id: str) -> None:
     """Fan out now; if the queue fails, the stored request is resumed later, so still accept it."""
     try:
-        fan_out(store, request_id)
+        fan_out(deps, request_id)
     except TransientFailure:
         logger.warning(
             "fan-out of request %s interrupted; a retry or a status query resumes it", request_id, exc_info=True

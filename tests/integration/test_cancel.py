@@ -8,8 +8,8 @@ import uuid
 import pytest
 import requests
 
-from tests.integration.conftest import csv_for, photo_jpeg
-from tests.support.http_servers import RecordedRequest, Reply, serve_in_thread, wait_until
+from devtools.http_servers import RecordedRequest, Reply, serve_in_thread, wait_until
+from devtools.samples import csv_for, photo_jpeg
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.conftest import csv_for
+from devtools.samples import csv_for
 
 pytestmark = pytest.mark.integration
 

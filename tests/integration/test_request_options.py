@@ -11,7 +11,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.integration.conftest import csv_for
+from devtools.samples import csv_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.conftest import csv_for
-from tests.support.services import in_ci
+from devtools.samples import csv_for
+from devtools.servers import in_ci
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.http_servers import RecordedRequest, Reply, serve_in_thread
 from imgpipe_cli import cli
-from tests.support.http_servers import RecordedRequest, Reply, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "k3y-that-must-never-show-8c1f"

@@ -7,9 +7,9 @@ import io
 import pytest
 from PIL import Image
 
+from devtools import images
 from shared.imaging import compress_image
 from shared.options import CompressionOptions, OutputFormat, options_from_row, parse_options
-from tests.support import images
 
 MAX_PIXELS = 50_000_000
 

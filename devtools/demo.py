@@ -19,13 +19,12 @@ import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from devtools.apphost import TEST_WEBHOOK_SECRET, AppStack
+from devtools.servers import Azurite, RedisServer
+from devtools.webhook_receiver import running_receiver
 
-from tests.support.apphost import TEST_WEBHOOK_SECRET, AppStack  # noqa: E402
-from tests.support.services import Azurite, RedisServer  # noqa: E402
-from tests.support.webhook_receiver import running_receiver  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 PHOTOS = ROOT / "samples" / "photos"
 DEMO = ROOT / ".data" / "demo"
