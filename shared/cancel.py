@@ -41,7 +41,7 @@ def cancel_request(deps: Dependencies, raw_request_id: str) -> CancelAnswer:
     record = store.get_request(request_id)
     assert record is not None  # requests are never deleted
     if record.status not in (RequestStatus.CANCELLING, RequestStatus.CANCELLED):
-        raise Conflict(f"request {request_id} has already finished ({record.status.value}); nothing to cancel")
+        raise Conflict(f"request {request_id} has no image left to cancel (status {record.status.value})")
     if record.status is RequestStatus.CANCELLING:
         _notify_if_settled(deps, record)
     document = status_document(record, None, store.delivery_attempts(request_id))

@@ -6,8 +6,8 @@ update, and the fan-in counts each image once.
 
 A URL repeated within a request is worked once, by its first slot (the leader): the leader's
 outcome is copied to the repeats (aliases) in the same transaction, and the leader counts every
-one of those slots towards the fan-in. An alias's own message only counts its slot once the
-leader has finished it. An image skipped by a cancel is terminal like any other.
+one of those slots towards the fan-in (its redelivery counts them again). An alias's own message,
+if one is sent, does nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Outcome(StrEnum):
     DONE = "done"  # compressed and recorded now
     FAILED = "failed"  # recorded as failed now (permanent failure, or the last attempt)
     ALREADY = "already"  # the image was terminal before: only the fan-in was (re)counted
-    ALIAS = "alias"  # the URL repeats an unfinished leader slot, which does the work: nothing yet
+    ALIAS = "alias"  # the URL repeats an earlier slot (its leader), which works and counts for it
     UNKNOWN = "unknown"  # the database has no such image: nothing to do
 
 
@@ -71,7 +71,9 @@ def process_image(deps: Dependencies, body: str, dequeue_count: int) -> ProcessR
     if state is None:
         logger.warning("image %s/%d is not in the database; dropping the message", task.request_id, task.seq)
         return ProcessResult(Outcome.UNKNOWN, None)
-    if state.leader_seq is not None and not state.status.terminal:
+    if state.leader_seq is not None:
+        # The leader's invocation works for this slot and counts it; counting it here as well
+        # could make a second invocation fire (the one whose count completed the set is its seq).
         return ProcessResult(Outcome.ALIAS, None)
     # mark_started fails when the image stopped being Pending since the read (a cancel skipped it).
     if state.status.terminal or not store.mark_started(task.request_id, task.seq):

@@ -18,7 +18,10 @@ def _delete(stack, request_id: str) -> requests.Response:
     return requests.delete(f"{stack.base_url}/requests/{request_id}", timeout=30)
 
 
-def test_cancel_skips_unstarted_lets_in_flight_finish_and_closes_once(stack, webhook) -> None:
+def test_cancel_skips_unstarted_lets_in_flight_finish_and_closes_once(make_stack, webhook) -> None:
+    # Threads enough for every image invocation held at the gate (a batch of 16 plus 8 more) and
+    # the HTTP calls: with the usual 4 a worker, the held downloads would starve the DELETE.
+    stack = make_stack(PYTHON_THREADPOOL_THREAD_COUNT="40")
     gate = threading.Event()  # held shut: every image download in flight stays in flight
 
     def slow_photos(request: RecordedRequest) -> Reply:
