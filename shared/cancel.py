@@ -37,12 +37,14 @@ def cancel_request(deps: Dependencies, raw_request_id: str) -> CancelAnswer:
         raise NotFound(f"no request {request_id}")
     if store.cancel_request(request_id):
         logger.info("request %s cancelled: unstarted images skipped", request_id)
-        store.mark_fanin_reseed(request_id)
     record = store.get_request(request_id)
     assert record is not None  # requests are never deleted
     if record.status not in (RequestStatus.CANCELLING, RequestStatus.CANCELLED):
         raise Conflict(f"request {request_id} has no image left to cancel (status {record.status.value})")
     if record.status is RequestStatus.CANCELLING:
+        # On every call, not only the one that cancelled: a retry after a lost commit
+        # acknowledgement finds the request Cancelling already and must still do both.
+        store.mark_fanin_reseed(request_id)
         _notify_if_settled(deps, record)
     document = status_document(record, None, store.delivery_attempts(request_id))
     return CancelAnswer(record.status is RequestStatus.CANCELLED, document)
