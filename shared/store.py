@@ -27,14 +27,13 @@ from shared.errors import MAX_ERROR_CHARS, DuplicateRequest
 from shared.models import (
     ImageOutcome,
     ImageRecord,
-    ImageState,
     ImageStatus,
     ImageTask,
     ProductRow,
     RequestRecord,
     RequestStatus,
 )
-from shared.options import CompressionOptions, options_from_row
+from shared.options import CompressionOptions
 from shared.settings import Settings
 from shared.sql_dialect import (
     SQLSERVER_RETRY_BUDGET_S,
@@ -47,6 +46,7 @@ from shared.sql_dialect import (
 )
 from shared.sql_limits import truncate_utf16
 from shared.store_deliveries import DeliveryRecords, first_row
+from shared.store_features import RequestFeatures, aliases_of
 
 logger = logging.getLogger(__name__)
 
@@ -67,21 +67,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def _aliases(request_id: str, products: Sequence[ProductRow]) -> list[tuple[str, int, int]]:
-    """(request_id, seq, leader_seq) for every slot whose URL repeats an earlier slot's."""
-    leaders: dict[str, int] = {}
-    rows = []
-    seq = 0
-    for product in products:
-        for url in product.urls:
-            leader = leaders.setdefault(url, seq)
-            if leader != seq:
-                rows.append((request_id, seq, leader))
-            seq += 1
-    return rows
-
-
-class Store(DeliveryRecords):
+class Store(DeliveryRecords, RequestFeatures):
     """The database of imgpipe; safe to share between threads (one connection each)."""
 
     def __init__(self, connect: Callable[[], DBAPIConnection], dialect: Dialect) -> None:
@@ -155,7 +141,7 @@ class Store(DeliveryRecords):
         """
         now = self.dialect.to_db(_now())
         image_count = sum(len(product.urls) for product in products)
-        aliases = _aliases(request_id, products)
+        aliases = aliases_of(request_id, products)
         request_row = (
             request_id,
             "Pending",
@@ -297,46 +283,9 @@ class Store(DeliveryRecords):
         row = first_row(self._fetch_all(sql.SELECT_IMAGE_STATUS, (request_id, seq)))
         return ImageStatus(row["status"]) if row else None
 
-    def image_state(self, request_id: str, seq: int) -> ImageState | None:
-        """The image's status, its leader if its URL repeats an earlier slot, and the request's options."""
-        row = first_row(self._fetch_all(sql.SELECT_IMAGE_STATE, (request_id, seq)))
-        if row is None:
-            return None
-        leader = int(row["leader_seq"]) if row["leader_seq"] is not None else None
-        options = options_from_row(row["quality"], row["size_target"], row["format"], row["max_dimension"])
-        return ImageState(ImageStatus(row["status"]), leader, options)
-
-    def request_options(self, request_id: str) -> CompressionOptions:
-        row = first_row(self._fetch_all(sql.SELECT_OPTIONS, (request_id,)))
-        if row is None:
-            return CompressionOptions()
-        return options_from_row(row["quality"], row["size_target"], row["format"], row["max_dimension"])
-
-    def alias_seqs(self, request_id: str, leader_seq: int) -> list[int]:
-        """The slots whose URL repeats the leader's; they take the leader's outcome."""
-        return [int(row["seq"]) for row in self._fetch_all(sql.SELECT_ALIAS_SEQS, (request_id, leader_seq))]
-
     def mark_started(self, request_id: str, seq: int) -> bool:
         """Note an attempt on a Pending image; False if it is no longer Pending (e.g. skipped by a cancel)."""
         return self._update(sql.MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
-
-    def cancel_request(self, request_id: str) -> bool:
-        """Mark the request Cancelling and skip its unstarted images, in one transaction.
-
-        True for the call that did it; False if the request is not Pending or Processing with
-        images still pending (already cancelling, cancelled, or every image finished).
-        """
-        now = self.dialect.to_db(_now())
-
-        def work(cursor: DBAPICursor) -> bool:
-            cursor.execute(sql.MARK_CANCELLING, (now, request_id))
-            if cursor.rowcount <= 0:
-                return False
-            cursor.execute(sql.SKIP_UNSTARTED, (now, request_id))
-            cursor.execute(sql.COUNT_SKIPPED_IMAGES, (max(cursor.rowcount, 0), now, request_id))
-            return True
-
-        return self._run(work, write=True)
 
     def _finish_image(
         self, statement: str, params: Sequence[Any], request_id: str, seq: int, now: Any, status: ImageStatus,
