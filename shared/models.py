@@ -18,10 +18,6 @@ class RequestStatus(StrEnum):
     CANCELLING = "Cancelling"  # cancel asked: unstarted images skipped, started ones finishing
     CANCELLED = "Cancelled"  # cancelled, and every started image finished (closed exactly once)
 
-    @property
-    def finished(self) -> bool:
-        return self in (RequestStatus.COMPLETED, RequestStatus.CANCELLED)
-
 
 class ImageStatus(StrEnum):
     """Where one image is in its life; DONE and FAILED are terminal."""

@@ -80,9 +80,7 @@ def process_image(deps: Dependencies, body: str, dequeue_count: int) -> ProcessR
         outcome = Outcome.ALREADY
     else:
         outcome = _work(deps, task, dequeue_count, state.options)
-    slots = [task.seq]
-    if state.leader_seq is None:  # a leader counts the slots that repeat its URL too
-        slots += store.alias_seqs(task.request_id, task.seq)
+    slots = [task.seq, *store.alias_seqs(task.request_id, task.seq)]  # a leader counts its repeats too
     fires = False
     for seq in slots:  # every one, even after one fired: each slot must be in the count
         fires = _count_completion(deps, ImageTask(task.request_id, seq, task.url, task.total)) or fires
