@@ -9,7 +9,7 @@ from shared import functions_adapter as adapter
 from shared import notify
 
 
-def main(msg: func.QueueMessage, poison: func.Out[str]) -> None:
+def main(msg: func.QueueMessage, poison: func.Out[bytes]) -> None:
     try:
         notify.notify_request(adapter.dependencies(), adapter.queue_text(msg), msg.dequeue_count or 1)
     except adapter.MalformedMessage as exc:

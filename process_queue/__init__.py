@@ -12,7 +12,7 @@ from shared import functions_adapter as adapter
 from shared import process
 
 
-def main(msg: func.QueueMessage, notify: func.Out[str], poison: func.Out[str]) -> None:
+def main(msg: func.QueueMessage, notify: func.Out[str], poison: func.Out[bytes]) -> None:
     try:
         result = process.process_image(adapter.dependencies(), adapter.queue_text(msg), msg.dequeue_count or 1)
     except adapter.MalformedMessage as exc:

@@ -24,6 +24,7 @@ from shared import migrate
 from shared import store_sql as sql
 from shared.database import SQLITE_BUSY_TIMEOUT_S, Database, rows_of, sqlite_connector, sqlserver_connector
 from shared.errors import MAX_ERROR_CHARS, DuplicateRequest
+from shared.idempotency import KeyedRequest
 from shared.models import (
     ImageOutcome,
     ImageRecord,
@@ -131,13 +132,18 @@ class Store(DeliveryRecords, RequestFeatures):
         products: Sequence[ProductRow],
         webhook_url: str | None,
         idempotency_key: str | None,
+        *,
+        upload_sha256: str | None = None,
+        release_key_older_than: datetime | None = None,
         options: CompressionOptions | None = None,
     ) -> None:
         """Store a request with its products and Pending images (seq 0..m-1 in input order).
 
-        A URL that repeats an earlier one of the request becomes an alias of that first slot (its
-        leader); ``options`` not the defaults are stored with it. Raises ``DuplicateRequest``
-        (with the existing request id) if the idempotency key is taken.
+        Raises ``DuplicateRequest`` (with the existing request id) if the idempotency key is taken.
+        A request holding the key since before ``release_key_older_than`` (an expired key) gives it
+        up in the same transaction, so this one takes it. A URL that repeats an earlier one of the
+        request becomes an alias of that first slot (its leader); ``options`` other than the
+        defaults are stored with it.
         """
         now = self.dialect.to_db(_now())
         image_count = sum(len(product.urls) for product in products)
@@ -147,6 +153,7 @@ class Store(DeliveryRecords, RequestFeatures):
             "Pending",
             webhook_url,
             idempotency_key,
+            upload_sha256,
             len(products),
             image_count,
             now,
@@ -168,6 +175,8 @@ class Store(DeliveryRecords, RequestFeatures):
             return True if rows_of(cursor) else None
 
         def work(cursor: DBAPICursor) -> bool:
+            if idempotency_key is not None and release_key_older_than is not None:
+                cursor.execute(sql.RELEASE_EXPIRED_KEY, (idempotency_key, self.dialect.to_db(release_key_older_than)))
             if idempotency_key is not None:
                 cursor.execute(sql.SELECT_BY_KEY, (idempotency_key,))
                 existing = first_row(rows_of(cursor))
@@ -203,6 +212,16 @@ class Store(DeliveryRecords, RequestFeatures):
     def find_by_idempotency_key(self, key: str) -> str | None:
         row = first_row(self._fetch_all(sql.SELECT_BY_KEY, (key,)))
         return str(row["request_id"]).strip() if row else None
+
+    def find_keyed_request(self, key: str) -> KeyedRequest | None:
+        """The request an idempotency key (as stored: scoped) names, with its upload's fingerprint."""
+        row = first_row(self._fetch_all(sql.SELECT_KEYED, (key,)))
+        if row is None:
+            return None
+        created_at = self.dialect.from_db(row["created_at"])
+        assert created_at is not None  # NOT NULL column
+        upload_sha256 = str(row["upload_sha256"]).strip() if row["upload_sha256"] is not None else None
+        return KeyedRequest(str(row["request_id"]).strip(), upload_sha256, created_at)
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         row = first_row(self._fetch_all(sql.SELECT_REQUEST, (request_id,)))
@@ -328,6 +347,11 @@ class Store(DeliveryRecords, RequestFeatures):
         return self._finish_image(sql.RECORD_FAILED, params, request_id, seq, now, ImageStatus.FAILED,
                                   (sql.COPY_FAILED_TO_ALIASES, (error, now, request_id, request_id, seq)))
 
+    def note_retry(self, request_id: str, seq: int, error: str, retry_at: datetime) -> bool:
+        """Keep the last error of a still-Pending image and when its delayed retry is due."""
+        params = (truncate_utf16(error, MAX_ERROR_CHARS), self.dialect.to_db(retry_at), request_id, seq)
+        return self._update(sql.NOTE_RETRY, params)
+
     def terminal_seqs(self, request_id: str) -> set[int]:
         return {int(row["seq"]) for row in self._fetch_all(sql.SELECT_TERMINAL, (request_id,))}
 
@@ -352,6 +376,7 @@ class Store(DeliveryRecords, RequestFeatures):
                 enqueued_at=from_db(r["enqueued_at"]),
                 started_at=from_db(r["started_at"]),
                 finished_at=from_db(r["finished_at"]),
+                retry_at=from_db(r["next_attempt_at"]),
             )
             for r in self._fetch_all(sql.SELECT_IMAGES, (request_id,))
         ]

@@ -30,7 +30,7 @@ def outcome(url: str) -> ImageOutcome:
 def create(store: Store, *rows: tuple[str, ...], options: CompressionOptions | None = None) -> str:
     request_id = str(uuid.uuid4())
     products = [ProductRow(line=i + 2, serial=i + 1, name=f"P{i}", urls=urls) for i, urls in enumerate(rows)]
-    store.create_request(request_id, products, None, None, options)
+    store.create_request(request_id, products, None, None, options=options)
     return request_id
 
 
