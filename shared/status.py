@@ -1,4 +1,8 @@
-"""Answering a status query: JSON, per-image results, or the output CSV (read-only)."""
+"""Answering a status query: JSON, per-image results, or the output CSV.
+
+A query also resumes a fan-out that was interrupted long enough ago (the stored request is the
+record of what must be sent), so a request is never left stuck.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from dataclasses import dataclass
 
 from shared.container import Dependencies
 from shared.errors import NotFound, Problem, ValidationError
+from shared.options import CompressionOptions
 from shared.report import output_csv, status_document
+from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -46,5 +52,15 @@ def get_status(deps: Dependencies, query: StatusQuery) -> StatusAnswer:
     if query.as_csv:
         return StatusAnswer(None, output_csv(store.list_images(request_id)))
     images = store.list_images(request_id) if query.include_images else None
-    return StatusAnswer(status_document(record, images, store.delivery_attempts(request_id)), None)
+    document = status_document(record, images, store.delivery_attempts(request_id))
+    document["options"] = effective_options(deps.settings, store.request_options(request_id))
+    return StatusAnswer(document, None)
+
+
+def effective_options(settings: Settings, options: CompressionOptions) -> dict[str, object]:
+    """The request's options with the service's settings filled in where it gave none."""
+    shown = options.as_dict()
+    shown["quality"] = options.quality or settings.jpeg_quality
+    shown["size_target"] = settings.size_target_ratio if options.size_target is None else options.size_target
+    return shown
 

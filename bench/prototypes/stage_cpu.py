@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         messages = _receive_all(image_queue, args.count)
         for message in messages:
             task = timed("parse", process.parse_task, message.content)
-            timed("start_image", store.start_image, task.request_id, task.seq)
+            timed("image_state", store.image_state, task.request_id, task.seq)
+            timed("mark_started", store.mark_started, task.request_id, task.seq)
             data = timed(
                 "download", download, deps.http, task.url,
                 max_bytes=settings.max_image_bytes, connect_timeout_s=5, read_timeout_s=20,

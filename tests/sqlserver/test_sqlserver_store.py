@@ -157,7 +157,7 @@ HOT = {
     "COUNT_FINISHED_IMAGE": sql.COUNT_FINISHED_IMAGE, "COMPLETE_REQUEST": sql.COMPLETE_REQUEST,
     "SELECT_TERMINAL": sql.SELECT_TERMINAL, "SELECT_PENDING_RANGE": sql.SELECT_PENDING_RANGE,
     "MARK_ENQUEUED_RANGE": sql.MARK_ENQUEUED_RANGE, "ANY_UNENQUEUED": sql.ANY_UNENQUEUED,
-    "START_PENDING": sql.START_PENDING, "SELECT_IMAGES": sql.SELECT_IMAGES,
+    "SELECT_IMAGES": sql.SELECT_IMAGES,
     "SELECT_DELIVERIES": sql.SELECT_DELIVERIES, "SELECT_BY_KEY": sql.SELECT_BY_KEY,
 }  # fmt: skip
 SCANS = {"Table Scan", "Clustered Index Scan", "Index Scan"}
@@ -193,7 +193,6 @@ def test_hot_statements_seek_without_converting_a_column(sqlserver_connection_st
     store.pending_tasks(target, 0, 100)
     store.mark_enqueued_range(target, 0, 100)
     store.mark_fanout_complete_if_done(target)
-    store.start_image(target, 2)
     store.image_status(target, 0)
     store.mark_started(target, 0)
     store.record_done(target, 0, outcome)

@@ -169,18 +169,6 @@ def test_fanout_completion_and_stalled_fanouts(store: Store) -> None:
     assert len(store.stalled_fanouts(after, limit=1)) == 1
 
 
-def test_start_image_counts_attempts_of_pending_images_only(store: Store) -> None:
-    request_id = created(store, count=2, urls=2)
-    assert store.start_image(request_id, 0) is ImageStatus.PENDING
-    assert store.start_image(request_id, 0) is ImageStatus.PENDING
-    first = store.list_images(request_id)[0]
-    assert first.attempts == 2 and first.started_at is not None
-    store.record_failed(request_id, 0, "gone")
-    assert store.start_image(request_id, 0) is ImageStatus.FAILED
-    assert store.list_images(request_id)[0].attempts == 2  # a finished image is not attempted again
-    assert store.start_image(request_id, 99) is None
-
-
 def test_image_lifecycle(store: Store) -> None:
     request_id = created(store, count=2, urls=2)
     assert store.image_status(request_id, 0) is ImageStatus.PENDING
