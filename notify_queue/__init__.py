@@ -7,4 +7,5 @@ from shared import notify
 
 
 def main(msg: func.QueueMessage) -> None:
-    notify.notify_request(adapter.queue_text(msg), msg.dequeue_count or 1)
+    with adapter.queue_invocation("notify_queue", msg, webhook=True) as body:
+        notify.notify_request(body, msg.dequeue_count or 1)

@@ -13,6 +13,7 @@ from shared import process
 
 
 def main(msg: func.QueueMessage, notify: func.Out[str]) -> None:
-    result = process.process_image(adapter.queue_text(msg), msg.dequeue_count or 1)
+    with adapter.queue_invocation("process_queue", msg) as body:
+        result = process.process_image(body, msg.dequeue_count or 1)
     if result.notify is not None:
         notify.set(json.dumps(result.notify))

@@ -16,10 +16,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from shared.credentials import sql_token_attributes
 from shared.errors import TransientFailure
 from shared.sql_dialect import DBAPIConnection, DBAPICursor, Dialect, SQLiteDialect, TSQLDialect
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +47,16 @@ def sqlite_connector(path: Path, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) 
     return connect, SQLiteDialect(int(busy_timeout_s * 1000))
 
 
-def sqlserver_connector(connection_string: str) -> Connector:
+def sqlserver_connector(connection_string: str, token_source: TokenCredential | None = None) -> Connector:
+    """Connections to SQL Server; with ``token_source``, each logs in with a fresh Entra access token
+    (for a connection string that names no authentication; see shared/credentials.py)."""
+
     def connect() -> DBAPIConnection:
         import pyodbc
 
+        attrs_before = sql_token_attributes(token_source) if token_source is not None else None
         connection: DBAPIConnection = pyodbc.connect(
-            connection_string, autocommit=False, timeout=SQLSERVER_LOGIN_TIMEOUT_S
+            connection_string, autocommit=False, timeout=SQLSERVER_LOGIN_TIMEOUT_S, attrs_before=attrs_before
         )
         return connection
 

@@ -9,6 +9,7 @@
      ├── PermanentFailure     retrying cannot help (HTTP 404 image, bomb, SSRF refusal): record it
      │    └── UrlRefused       an outbound URL or the address it resolves to is not allowed
      └── TransientFailure     retrying may help (timeouts, 5xx, 429, connection errors): raise it
+          └── DependencyMissing  a queue or container the app needs does not exist (HTTP 503 + reason)
 
 The function layer maps these to HTTP status codes or to retry / give-up decisions.
 """
@@ -77,3 +78,8 @@ class UrlRefused(PermanentFailure):
 
 class TransientFailure(ImgpipeError):
     """Raised when retrying may help; the queue's redelivery does the retry."""
+
+
+class DependencyMissing(TransientFailure):
+    """Raised when a queue or Blob container the app needs does not exist: a deployment problem,
+    answered 503 with the reason (never 202), and retried by queues in case it is created."""

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urljoin
 
 import azure.functions as func
+from opentelemetry.trace import SpanKind
 
-from shared import services
+from shared import services, telemetry
 from shared.errors import (
+    DependencyMissing,
     ImgpipeError,
     NotFound,
     PayloadTooLarge,
@@ -20,6 +24,7 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from shared.health import HealthReport
 from shared.status import StatusAnswer, StatusQuery
 from shared.upload import UploadAccepted, UploadInput
 
@@ -74,7 +79,58 @@ def upload_input(req: func.HttpRequest) -> UploadInput:
     )
 
 
+def _configure_telemetry() -> None:
+    try:
+        telemetry.configure_once(services.settings())
+    except ImgpipeError:  # bad settings: the invocation meets the same error and answers for it
+        logger.debug("telemetry not configured: the settings are refused", exc_info=True)
+
+
+@contextmanager
+def http_invocation(function_name: str) -> Iterator[None]:
+    """One server span around an HTTP function (telemetry set up on a worker's first invocation)."""
+    _configure_telemetry()
+    with telemetry.invocation_span(function_name, SpanKind.SERVER):
+        yield
+
+
+@contextmanager
+def queue_invocation(function_name: str, msg: func.QueueMessage, *, webhook: bool = False) -> Iterator[str]:
+    """One consumer span around a queue function, carrying the ids its message names; yields the body.
+
+    ``webhook``: the message is a notify message, whose webhook delivery id derives from its request.
+    """
+    _configure_telemetry()
+    body = queue_text(msg)
+    with telemetry.invocation_span(function_name, SpanKind.CONSUMER):
+        _annotate_from_message(body, webhook)
+        yield body
+
+
+def _annotate_from_message(body: str, webhook: bool) -> None:
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return  # the handler reports the bad message
+    if not isinstance(fields, dict) or not isinstance(fields.get("request_id"), str):
+        return
+    from shared.notify import delivery_id_for
+
+    seq = fields.get("seq")
+    telemetry.annotate(
+        request_id=fields["request_id"],
+        image_seq=seq if isinstance(seq, int) else None,
+        delivery_id=delivery_id_for(fields["request_id"]) if webhook else None,
+    )
+
+
+def health_response(report: HealthReport) -> func.HttpResponse:
+    # no-store: a cache in front must not answer "healthy" for a dependency that has since failed.
+    return _json(200 if report.healthy else 503, report.as_dict(), {"Cache-Control": "no-store"})
+
+
 def accepted_response(req: func.HttpRequest, accepted: UploadAccepted) -> func.HttpResponse:
+    telemetry.annotate(request_id=accepted.request_id)
     location = urljoin(req.url, f"status/{accepted.request_id}")
     document = {
         "request_id": accepted.request_id,
@@ -114,6 +170,9 @@ def error_response(exc: Exception) -> func.HttpResponse:
         return _json(exc.status_code, document)
     if isinstance(exc, NotFound):
         return _json(404, {"error": "not found"})
+    if isinstance(exc, DependencyMissing):  # a deployment problem: say which, so it gets fixed
+        logger.error("request refused: %s", exc)
+        return _json(503, {"error": "temporarily unavailable, retry later", "reason": str(exc)}, {"Retry-After": "30"})
     if isinstance(exc, ImgpipeError):
         logger.warning("request failed: %s", type(exc).__name__, exc_info=True)
         return _json(503, {"error": "temporarily unavailable, retry later"}, {"Retry-After": "5"})

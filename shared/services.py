@@ -17,9 +17,12 @@ from shared.settings import Settings, get_settings
 if TYPE_CHECKING:
     import redis
     import requests
+    from azure.core.credentials import TokenCredential
     from azure.storage.queue import QueueClient
 
+    from shared.azure_storage import StorageAccount
     from shared.fanin import CompletionTracker
+    from shared.health import HealthMonitor
     from shared.output_storage import OutputStorage
     from shared.store import Store
     from shared.webhook import WebhookSender
@@ -56,11 +59,42 @@ def settings() -> Settings:
     return get_settings()
 
 
+def app_credential() -> TokenCredential:
+    """The app's Entra credential (AZURE_CLIENT_ID's managed identity, else the default chain)."""
+    from shared.credentials import MANAGED_IDENTITY, build_credential
+
+    current = get_settings()
+    kind = MANAGED_IDENTITY if current.running_in_azure and current.azure_client_id else ""
+    return _once("credential", lambda: build_credential(kind, current.azure_client_id))
+
+
+def storage_account() -> StorageAccount:
+    def build() -> StorageAccount:
+        from shared.azure_storage import StorageAccount
+        from shared.credentials import build_credential
+
+        current = get_settings()
+        identity = current.storage_identity
+        if identity is None:
+            return StorageAccount(connection_string=current.storage_connection_string)
+        return StorageAccount(identity=identity, credential=build_credential(identity.credential, identity.client_id))
+
+    return _once("storage_account", build)
+
+
 def store() -> Store:
     def build() -> Store:
+        from shared.credentials import sql_connection_names_auth
+        from shared.database import sqlserver_connector
         from shared.store import Store
 
-        built = Store.from_settings(get_settings())
+        current = get_settings()
+        connection_string = current.sqlserver_connection_string
+        if connection_string and not sql_connection_names_auth(connection_string):
+            # No login in the connection string: bring the app identity's Entra token.
+            built = Store(*sqlserver_connector(connection_string, token_source=app_credential()))
+        else:
+            built = Store.from_settings(current)
         built.ensure_schema()
         return built
 
@@ -69,11 +103,9 @@ def store() -> Store:
 
 def redis_client() -> redis.Redis:
     def build() -> redis.Redis:
-        import redis as redis_lib
+        from shared.redis_connection import redis_from_settings
 
-        return redis_lib.Redis.from_url(
-            get_settings().redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
-        )
+        return redis_from_settings(get_settings())
 
     return _once("redis", build)
 
@@ -88,17 +120,27 @@ def completion_tracker() -> CompletionTracker:
 
 
 def image_queue() -> QueueClient:
-    from shared.queues import queue_client
+    from shared.queues import app_queue_client
 
     current = get_settings()
-    return _once("image_queue", lambda: queue_client(current.storage_connection_string, current.image_queue))
+    return _once("image_queue", lambda: app_queue_client(storage_account(), current.image_queue))
 
 
 def notify_queue() -> QueueClient:
-    from shared.queues import queue_client
+    from shared.queues import app_queue_client
 
     current = get_settings()
-    return _once("notify_queue", lambda: queue_client(current.storage_connection_string, current.notify_queue))
+    return _once("notify_queue", lambda: app_queue_client(storage_account(), current.notify_queue))
+
+
+def health_monitor() -> HealthMonitor:
+    def build() -> HealthMonitor:
+        from shared.health import HealthMonitor, dependency_checks
+
+        return HealthMonitor(dependency_checks(store(), redis_client(), [image_queue(), notify_queue()],
+                                               output_storage()))
+
+    return _once("health", build)
 
 
 def send_executor() -> ThreadPoolExecutor:
@@ -120,7 +162,7 @@ def output_storage() -> OutputStorage:
     def build() -> OutputStorage:
         from shared.output_storage import build_output_storage
 
-        return build_output_storage(get_settings())
+        return build_output_storage(get_settings(), storage_account())
 
     return _once("output_storage", build)
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shared.credentials import StorageIdentity
 from shared.errors import ConfigError
 
 AZURITE_CONNECTION_STRING = (
@@ -34,6 +35,13 @@ class Secret(str):
 
 NO_SECRET = Secret("")
 DEFAULT_REDIS_URL = Secret("redis://127.0.0.1:6379/0")
+# How output URLs are made for a Blob container that is private: a read-only SAS, or a base URL
+# (a CDN or another front) joined with the blob name.
+OUTPUT_URL_MODES = ("sas", "public")
+DEFAULT_OUTPUT_SAS_TTL_S = 24 * 3600
+# A user-delegation key (what signs a SAS without an account key) lives at most 7 days, and a SAS
+# must expire before its key: one hour is kept for reusing a key across many SAS.
+MAX_OUTPUT_SAS_TTL_S = 7 * 24 * 3600 - 3600
 
 
 def expand_storage_connection_string(value: str) -> str:
@@ -160,13 +168,32 @@ class Settings:
     completion_ttl_s: int = 7 * 24 * 3600
     # A fan-out not finished after this long is resumed by a retry or a status query.
     fanout_stale_after_s: float = 300.0
+    # --- Azure (shared/credentials.py, shared/deploy_safety.py) ------------------------------
+    # Identity-based storage access (AzureWebJobsStorage__*); storage_connection_string is then "".
+    storage_identity: StorageIdentity | None = None
+    # The user-assigned identity for SQL tokens, Redis Entra ID and Application Insights.
+    azure_client_id: str = ""
+    # Blob output URLs: "sas" (read-only user-delegation or service SAS) or "public" (base URL).
+    output_url_mode: str = "sas"
+    output_sas_ttl_s: int = DEFAULT_OUTPUT_SAS_TTL_S
+    # Redis: log in with an Entra ID token instead of a password in REDIS_URL.
+    redis_entra_auth: bool = False
+    # Telemetry: OpenTelemetry to Azure Monitor when the connection string is set.
+    appinsights_connection_string: Secret = NO_SECRET
+    appinsights_authentication_string: str = ""
+    # WEBSITE_INSTANCE_ID is set: development defaults are refused.
+    running_in_azure: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         storage = env.get("AzureWebJobsStorage", "").strip()
-        if not storage:
-            raise ConfigError("AzureWebJobsStorage is not set")
+        storage_identity = None if storage else StorageIdentity.from_env(env)
+        if not storage and storage_identity is None:
+            raise ConfigError(
+                "AzureWebJobsStorage is not set (a connection string), nor AzureWebJobsStorage__accountName "
+                "or AzureWebJobsStorage__blobServiceUri + __queueServiceUri (identity-based)"
+            )
         output_storage = _text(env, "OUTPUT_STORAGE", "local").lower()
         if output_storage not in {"local", "blob"}:
             raise ConfigError(f"OUTPUT_STORAGE must be 'local' or 'blob', got {output_storage!r}")
@@ -176,7 +203,18 @@ class Settings:
         ratio = _float(env, "SIZE_TARGET_RATIO", 0.0)
         if ratio >= 1.0:
             raise ConfigError(f"SIZE_TARGET_RATIO must be below 1 (0 turns it off), got {ratio}")
-        return cls(
+        url_mode = _text(env, "OUTPUT_URL_MODE", "sas").lower()
+        if url_mode not in OUTPUT_URL_MODES:
+            raise ConfigError(f"OUTPUT_URL_MODE must be 'sas' or 'public', got {url_mode!r}")
+        public_base_url = _optional_http_url(env, "OUTPUT_PUBLIC_BASE_URL")
+        if output_storage == "blob" and url_mode == "public" and not public_base_url:
+            raise ConfigError("OUTPUT_URL_MODE=public needs OUTPUT_PUBLIC_BASE_URL (the CDN or front of the container)")
+        sas_ttl = _int(env, "OUTPUT_SAS_TTL_SECONDS", DEFAULT_OUTPUT_SAS_TTL_S, minimum=60)
+        if sas_ttl > MAX_OUTPUT_SAS_TTL_S:
+            raise ConfigError(
+                f"OUTPUT_SAS_TTL_SECONDS must be at most {MAX_OUTPUT_SAS_TTL_S} (7 days less 1 hour), got {sas_ttl}"
+            )
+        settings = cls(
             storage_connection_string=Secret(expand_storage_connection_string(storage)),
             image_queue=_text(env, "IMAGE_QUEUE_NAME", "image-jobs"),
             notify_queue=_text(env, "NOTIFY_QUEUE_NAME", "notify-jobs"),
@@ -185,7 +223,7 @@ class Settings:
             redis_url=Secret(_text(env, "REDIS_URL", "redis://127.0.0.1:6379/0")),
             output_storage=output_storage,
             output_dir=Path(_text(env, "OUTPUT_DIR", "processed_images")),
-            output_public_base_url=_optional_http_url(env, "OUTPUT_PUBLIC_BASE_URL"),
+            output_public_base_url=public_base_url,
             output_container=_text(env, "OUTPUT_CONTAINER", "processed-images"),
             jpeg_quality=quality,
             size_target_ratio=ratio,
@@ -207,7 +245,20 @@ class Settings:
             max_dequeue_count=_int(env, "MAX_DEQUEUE_COUNT", 5, minimum=1),
             completion_ttl_s=_int(env, "COMPLETION_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
             fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", 300.0),
+            storage_identity=storage_identity,
+            azure_client_id=_text(env, "AZURE_CLIENT_ID", ""),
+            output_url_mode=url_mode,
+            output_sas_ttl_s=sas_ttl,
+            redis_entra_auth=_bool(env, "REDIS_ENTRA_AUTH", False),
+            appinsights_connection_string=Secret(env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip()),
+            appinsights_authentication_string=_text(env, "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", ""),
+            running_in_azure=bool(env.get("WEBSITE_INSTANCE_ID", "").strip()),
         )
+        if settings.running_in_azure:
+            from shared.deploy_safety import refuse_development_defaults
+
+            refuse_development_defaults(settings)
+        return settings
 
 
 @lru_cache(maxsize=1)

@@ -9,9 +9,17 @@ from dataclasses import dataclass
 
 from shared import services
 from shared.csv_input import parse_products
-from shared.errors import ImgpipeError, PayloadTooLarge, Problem, TransientFailure, ValidationError
+from shared.errors import (
+    DependencyMissing,
+    ImgpipeError,
+    PayloadTooLarge,
+    Problem,
+    TransientFailure,
+    ValidationError,
+)
 from shared.fanout import fan_out, sweep_stale
 from shared.models import RequestStatus
+from shared.queues import require_queue
 from shared.store import DuplicateRequest, Store
 from shared.urls import url_problem
 
@@ -57,6 +65,9 @@ def accept_upload(upload: UploadInput) -> UploadAccepted:
         raise ValidationError(option_problems + exc.problems, truncated=exc.truncated) from None
     if option_problems:
         raise ValidationError(option_problems)
+    # A missing queue is a deployment problem: answer 503 with its reason, never a 202 for work
+    # that cannot be enqueued.
+    require_queue(services.image_queue())
     _sweep(store, settings.fanout_stale_after_s)
     request_id = str(uuid.uuid4())
     webhook_url = upload.webhook_url or settings.default_webhook_url or None
@@ -103,6 +114,8 @@ def _fan_out_or_defer(store: Store, request_id: str) -> None:
     """Fan out now; if the queue fails, the stored request is resumed later, so still accept it."""
     try:
         fan_out(store, request_id)
+    except DependencyMissing:
+        raise  # the queue vanished: 503 with the reason; the stored request resumes once it exists
     except TransientFailure:
         logger.warning(
             "fan-out of request %s interrupted; a retry or a status query resumes it", request_id, exc_info=True

@@ -7,8 +7,9 @@ from shared import status
 
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        answer = status.get_status(adapter.status_query(req))
-    except Exception as exc:
-        return adapter.error_response(exc)
-    return adapter.status_response(answer)
+    with adapter.http_invocation("status_http"):
+        try:
+            answer = status.get_status(adapter.status_query(req))
+        except Exception as exc:
+            return adapter.error_response(exc)
+        return adapter.status_response(answer)

@@ -7,8 +7,9 @@ from shared import upload
 
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        accepted = upload.accept_upload(adapter.upload_input(req))
-    except Exception as exc:
-        return adapter.error_response(exc)
-    return adapter.accepted_response(req, accepted)
+    with adapter.http_invocation("upload_http"):
+        try:
+            accepted = upload.accept_upload(adapter.upload_input(req))
+        except Exception as exc:
+            return adapter.error_response(exc)
+        return adapter.accepted_response(req, accepted)

@@ -10,6 +10,7 @@ import base64
 import importlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,20 @@ class FakeQueue:
     def __init__(self, fail_after: int | None = None) -> None:
         self.sent: list[dict[str, Any]] = []
         self.fail_after = fail_after
+        self.missing = False
+
+    def get_queue_properties(self) -> dict[str, Any]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if self.missing:
+            raise ResourceNotFoundError("The specified queue does not exist.")
+        return {}
 
     def send_message(self, content: str, visibility_timeout: int | None = None) -> None:
-        from azure.core.exceptions import ServiceRequestError
+        from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError
 
+        if self.missing:
+            raise ResourceNotFoundError("The specified queue does not exist.")
         if self.fail_after is not None and len(self.sent) >= self.fail_after:
             raise ServiceRequestError("queue unreachable")
         self.sent.append(json.loads(content))
@@ -122,6 +133,33 @@ def test_upload_stores_and_fans_out_one_message_per_image(app: dict[str, Any]) -
     record = services.store().get_request(document["request_id"])
     assert record is not None and record.fanout_completed_at is not None
     assert record.webhook_url == "https://hooks.example/x"
+
+
+def test_a_missing_image_queue_answers_503_with_its_reason_and_stores_nothing(app: dict[str, Any]) -> None:
+    app["image_queue"].missing = True
+    body, content_type = multipart(CSV)
+    response = upload(body, content_type)
+    assert response.status_code == 503
+    document = json.loads(response.get_body())
+    assert "queue 'fake' does not exist" in document["reason"]
+    assert app["image_queue"].sent == []
+    assert services.store().stale_fanouts(datetime.now(UTC) + timedelta(days=1)) == []
+
+
+def test_a_queue_deleted_between_the_check_and_the_fan_out_is_a_503_not_a_202(app: dict[str, Any]) -> None:
+    queue = app["image_queue"]
+    original = queue.get_queue_properties
+
+    def vanish_after_check() -> dict[str, Any]:
+        result = original()
+        queue.missing = True
+        return result
+
+    queue.get_queue_properties = vanish_after_check
+    body, content_type = multipart(CSV)
+    response = upload(body, content_type)
+    assert response.status_code == 503
+    assert "does not exist" in json.loads(response.get_body())["reason"]
 
 
 def test_an_interrupted_fan_out_is_resumed_by_the_same_idempotency_key(app: dict[str, Any]) -> None:

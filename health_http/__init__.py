@@ -1,0 +1,11 @@
+"""GET /api/health: database, Redis, queues and output storage, each with its status; 200 or 503."""
+
+import azure.functions as func
+
+from shared import functions_adapter as adapter
+from shared import health
+
+
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    with adapter.http_invocation("health_http"):
+        return adapter.health_response(health.current_report())
