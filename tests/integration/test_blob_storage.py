@@ -1,15 +1,18 @@
-"""Blob output storage against a real Azurite: public URLs, content type, overwrite, recreation."""
+"""Blob output storage against a real Azurite: private container, SAS URLs, content type, overwrite, recreation."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
+from shared.blob_urls import SasUrls
+from shared.errors import DependencyMissing
 from shared.output_storage import BlobOutputStorage
 
 pytestmark = pytest.mark.integration
@@ -24,23 +27,27 @@ def container_name(azurite):
         service.delete_container(name)
 
 
-def test_put_creates_the_container_and_the_url_serves_the_bytes_anonymously(azurite, container_name) -> None:
+def test_put_creates_a_private_container_and_the_sas_url_serves_the_bytes(azurite, container_name) -> None:
     storage = BlobOutputStorage.from_connection_string(azurite.connection_string, container_name)
     url = storage.put("req-1/00000.jpg", b"\xff\xd8jpeg\xff\xd9", "image/jpeg")
-    assert url.endswith(f"/{container_name}/req-1/00000.jpg")
-    response = requests.get(url, timeout=10)  # no credentials: the container allows public blob reads
+    bare = url.split("?", 1)[0]
+    assert bare.endswith(f"/{container_name}/req-1/00000.jpg")
+    response = requests.get(url, timeout=10)  # the URL's read-only SAS is all a client needs
     assert response.status_code == 200
     assert response.content == b"\xff\xd8jpeg\xff\xd9"
     assert response.headers["Content-Type"] == "image/jpeg"
-    listing = requests.get(url.rsplit("/", 2)[0] + "?restype=container&comp=list", timeout=10)
-    assert listing.status_code in (403, 404)  # blobs are public, the listing is not
+    assert requests.get(bare, timeout=10).status_code in (403, 404)  # the container is private
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    assert service.get_container_client(container_name).get_container_properties().public_access is None
+    listing = requests.get(bare.rsplit("/", 2)[0] + "?restype=container&comp=list", timeout=10)
+    assert listing.status_code in (403, 404)
 
 
 def test_a_retry_overwrites_the_same_blob(azurite, container_name) -> None:
     storage = BlobOutputStorage.from_connection_string(azurite.connection_string, container_name)
     first = storage.put("req-1/00001.webp", b"first", "image/webp")
     second = storage.put("req-1/00001.webp", b"second try", "image/webp")
-    assert first == second
+    assert first.split("?")[0] == second.split("?")[0]
     assert requests.get(second, timeout=10).content == b"second try"
     container = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
         container_name
@@ -50,8 +57,10 @@ def test_a_retry_overwrites_the_same_blob(azurite, container_name) -> None:
 
 def test_an_existing_container_is_reused_and_a_vanished_one_recreated(azurite, container_name) -> None:
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    service.create_container(container_name, public_access="blob")
-    storage = BlobOutputStorage(service.get_container_client(container_name))
+    service.create_container(container_name)
+    storage = BlobOutputStorage(
+        service.get_container_client(container_name), SasUrls(service, timedelta(minutes=5)), create_container=True
+    )
     storage.put("req-1/00000.jpg", b"a", "image/jpeg")
     service.delete_container(container_name)
     url = storage.put("req-1/00001.jpg", b"b", "image/jpeg")
@@ -63,4 +72,14 @@ def test_unsafe_names_never_reach_the_service(azurite, container_name) -> None:
     with pytest.raises(ValueError):
         storage.put("../other-container/x.jpg", b"x", "image/jpeg")
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    assert container_name not in [c.name for c in service.list_containers()]
+
+
+def test_without_leave_to_create_it_a_missing_container_is_a_dependency_missing(azurite, container_name) -> None:
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    storage = BlobOutputStorage(service.get_container_client(container_name), SasUrls(service, timedelta(minutes=5)))
+    with pytest.raises(DependencyMissing, match=f"output container '{container_name}' does not exist"):
+        storage.put("req-1/00000.jpg", b"x", "image/jpeg")
+    with pytest.raises(DependencyMissing):
+        storage.check()
     assert container_name not in [c.name for c in service.list_containers()]

@@ -1,0 +1,185 @@
+"""One span per invocation carrying the request id (and seq / delivery id); the same ids on logs.
+
+The function folders' main() are called as the worker calls them, with opentelemetry-sdk's
+in-memory exporters installed where configure_azure_monitor would install Azure Monitor's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+from azure.functions.queue import QueueMessage
+from opentelemetry import trace
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from shared import services, telemetry
+from shared.notify import delivery_id_for
+
+ROOT = Path(__file__).resolve().parents[2]
+process_queue = importlib.import_module("process_queue")
+notify_queue = importlib.import_module("notify_queue")
+status_http = importlib.import_module("status_http")
+
+
+@pytest.fixture(scope="module")
+def span_exporter() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):  # the global provider can be set once per process
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture()
+def spans(span_exporter: InMemorySpanExporter) -> InMemorySpanExporter:
+    span_exporter.clear()
+    return span_exporter
+
+
+@pytest.fixture()
+def logs() -> Iterator[InMemoryLogRecordExporter]:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    handler = LoggingHandler(logger_provider=provider)
+    handler.addFilter(telemetry.ContextAttributes())  # as configure_once does to Azure Monitor's handler
+    app_logger = logging.getLogger(telemetry.APP_LOGGER)
+    app_logger.addHandler(handler)
+    previous = app_logger.level
+    app_logger.setLevel(logging.INFO)
+    yield exporter
+    app_logger.removeHandler(handler)
+    app_logger.setLevel(previous)
+
+
+@pytest.fixture()
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("SQLITE_PATH", str(tmp_path / "db.sqlite3"))
+    monkeypatch.setenv("OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING", raising=False)
+    services.reset()
+    yield
+    services.reset()
+
+
+def queue_message(body: dict[str, object]) -> QueueMessage:
+    return QueueMessage(id="m1", body=json.dumps(body).encode(), dequeue_count=1)
+
+
+class Out:
+    def set(self, value: str) -> None:
+        self.value = value
+
+
+def test_an_image_invocation_is_one_consumer_span_with_its_request_id_and_seq(app, spans, logs) -> None:
+    request_id = str(uuid.uuid4())
+    process_queue.main(queue_message({"request_id": request_id, "seq": 3, "url": "https://x/a.jpg", "total": 5}),
+                       Out())
+    finished = spans.get_finished_spans()
+    invocations = [s for s in finished if s.name == "process_queue"]
+    assert len(invocations) == 1
+    span = invocations[0]
+    assert span.kind is SpanKind.CONSUMER
+    assert span.attributes[telemetry.REQUEST_ID] == request_id
+    assert span.attributes[telemetry.IMAGE_SEQ] == 3
+    # The handler logged that the image is unknown; the record carries the ids as attributes and
+    # belongs to the invocation's trace.
+    records = [r for r in logs.get_finished_logs() if "not in the database" in str(r.log_record.body)]
+    assert len(records) == 1
+    assert records[0].log_record.attributes[telemetry.REQUEST_ID] == request_id
+    assert records[0].log_record.attributes[telemetry.IMAGE_SEQ] == 3
+    assert records[0].log_record.trace_id == span.context.trace_id
+
+
+def test_a_notify_invocation_carries_the_webhook_delivery_id(app, spans) -> None:
+    request_id = str(uuid.uuid4())
+    notify_queue.main(queue_message({"request_id": request_id}))
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "notify_queue"]
+    assert span.attributes[telemetry.REQUEST_ID] == request_id
+    assert span.attributes[telemetry.DELIVERY_ID] == delivery_id_for(request_id)
+    assert telemetry.IMAGE_SEQ not in span.attributes
+
+
+def test_ids_do_not_leak_from_one_invocation_into_the_next(app, spans, logs) -> None:
+    request_id = str(uuid.uuid4())
+    notify_queue.main(queue_message({"request_id": request_id}))
+    logging.getLogger("shared.test").warning("between invocations")
+    (record,) = [r for r in logs.get_finished_logs() if r.log_record.body == "between invocations"]
+    assert telemetry.REQUEST_ID not in record.log_record.attributes
+    assert telemetry.current_attributes() == {}
+
+
+def test_a_failed_invocation_is_an_error_span(app, spans) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - the handler's own PermanentFailure
+        process_queue.main(QueueMessage(id="m2", body=b"not json", dequeue_count=1), Out())
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "process_queue"]
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.events and span.events[0].name == "exception"
+
+
+def test_an_http_invocation_is_one_server_span(app, spans) -> None:
+    request = func.HttpRequest(method="GET", url="http://localhost/api/status/x", body=b"",
+                               route_params={"request_id": str(uuid.uuid4())})
+    assert status_http.main(request).status_code == 404
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "status_http"]
+    assert span.kind is SpanKind.SERVER
+
+
+def test_azure_monitor_is_configured_once_per_process_when_its_connection_string_is_set(tmp_path) -> None:
+    # A separate interpreter: configuring installs process-wide providers. The ingestion endpoint is
+    # a closed loopback port, so nothing leaves the machine.
+    script = f"""
+import logging, os
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from shared import telemetry
+from shared.settings import Settings
+settings = Settings.from_env({{
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING":
+        "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD;ClientId=0d9b4e31",
+}})
+assert telemetry.configure_once(settings) is True
+provider = trace.get_tracer_provider()
+assert isinstance(provider, TracerProvider), provider
+handlers = [h for h in logging.getLogger("shared").handlers if isinstance(h, LoggingHandler)]
+assert len(handlers) == 1 and any(isinstance(f, telemetry.ContextAttributes) for f in handlers[0].filters)
+assert telemetry.configure_once(settings) is True
+assert len([h for h in logging.getLogger("shared").handlers if isinstance(h, LoggingHandler)]) == 1
+assert trace.get_tracer_provider() is provider
+print("configured-once", flush=True)
+os._exit(0)  # skip the exporters' flush at exit: there is nowhere to send to
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
+                                 "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "configured-once" in result.stdout
+
+
+def test_the_aad_authentication_string_names_the_managed_identity() -> None:
+    from azure.identity import ManagedIdentityCredential
+
+    credential = telemetry.ingestion_credential("Authorization=AAD;ClientId=0d9b4e31-6f1c")
+    assert isinstance(credential, ManagedIdentityCredential)
+    assert telemetry.ingestion_credential("") is None
