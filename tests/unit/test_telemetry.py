@@ -183,3 +183,11 @@ def test_the_aad_authentication_string_names_the_managed_identity() -> None:
     credential = telemetry.ingestion_credential("Authorization=AAD;ClientId=0d9b4e31-6f1c")
     assert isinstance(credential, ManagedIdentityCredential)
     assert telemetry.ingestion_credential("") is None
+
+
+def test_host_json_keeps_the_requests_table() -> None:
+    # Application Insights fills its requests table from the host's "Host.Results" category; at
+    # "Error" only failed invocations were recorded (MicrosoftDocs/azure-docs,
+    # articles/azure-functions/configure-monitoring.md: log categories, Host.Results -> requests).
+    levels = json.loads((ROOT / "host.json").read_text())["logging"]["logLevel"]
+    assert levels["Host.Results"] in {"Trace", "Debug", "Information"}
