@@ -6,6 +6,6 @@ from shared import functions_adapter as adapter
 from shared import notify
 
 
-def main(msg: func.QueueMessage) -> None:
-    with adapter.queue_invocation("notify_queue", msg, webhook=True) as body:
+def main(msg: func.QueueMessage, context: func.Context | None = None) -> None:
+    with adapter.queue_invocation("notify_queue", msg, context, webhook=True) as body:
         notify.notify_request(body, msg.dequeue_count or 1)

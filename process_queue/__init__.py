@@ -12,8 +12,8 @@ from shared import functions_adapter as adapter
 from shared import process
 
 
-def main(msg: func.QueueMessage, notify: func.Out[str]) -> None:
-    with adapter.queue_invocation("process_queue", msg) as body:
+def main(msg: func.QueueMessage, notify: func.Out[str], context: func.Context | None = None) -> None:
+    with adapter.queue_invocation("process_queue", msg, context) as body:
         result = process.process_image(body, msg.dequeue_count or 1)
     if result.notify is not None:
         notify.set(json.dumps(result.notify))

@@ -86,23 +86,37 @@ def _configure_telemetry() -> None:
         logger.debug("telemetry not configured: the settings are refused", exc_info=True)
 
 
+def _span_options(context: func.Context | None) -> dict[str, str | None]:
+    """The host's trace context and invocation id, when the worker passed a context."""
+    if context is None:
+        return {}
+    trace_context = getattr(context, "trace_context", None)
+    return {
+        "traceparent": getattr(trace_context, "trace_parent", None) or None,
+        "tracestate": getattr(trace_context, "trace_state", None) or None,
+        "invocation_id": getattr(context, "invocation_id", None) or None,
+    }
+
+
 @contextmanager
-def http_invocation(function_name: str) -> Iterator[None]:
+def http_invocation(function_name: str, context: func.Context | None = None) -> Iterator[None]:
     """One server span around an HTTP function (telemetry set up on a worker's first invocation)."""
     _configure_telemetry()
-    with telemetry.invocation_span(function_name, SpanKind.SERVER):
+    with telemetry.invocation_span(function_name, SpanKind.SERVER, **_span_options(context)):
         yield
 
 
 @contextmanager
-def queue_invocation(function_name: str, msg: func.QueueMessage, *, webhook: bool = False) -> Iterator[str]:
+def queue_invocation(
+    function_name: str, msg: func.QueueMessage, context: func.Context | None = None, *, webhook: bool = False
+) -> Iterator[str]:
     """One consumer span around a queue function, carrying the ids its message names; yields the body.
 
     ``webhook``: the message is a notify message, whose webhook delivery id derives from its request.
     """
     _configure_telemetry()
     body = queue_text(msg)
-    with telemetry.invocation_span(function_name, SpanKind.CONSUMER):
+    with telemetry.invocation_span(function_name, SpanKind.CONSUMER, **_span_options(context)):
         _annotate_from_message(body, webhook)
         yield body
 

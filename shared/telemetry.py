@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -38,9 +39,12 @@ REQUEST_ID = "imgpipe.request_id"
 IMAGE_SEQ = "imgpipe.image_seq"
 DELIVERY_ID = "imgpipe.webhook_delivery_id"
 FUNCTION_NAME = "faas.name"
+INVOCATION_ID = "faas.invocation_id"
 
 _NONE: Mapping[str, str | int] = MappingProxyType({})
-_attributes: ContextVar[Mapping[str, str | int]] = ContextVar("imgpipe_telemetry_attributes", default=_NONE)
+# None outside an invocation: ids annotated there (a direct call in a test or a script) would
+# otherwise stick to every later record of the thread.
+_attributes: ContextVar[Mapping[str, str | int] | None] = ContextVar("imgpipe_telemetry_attributes", default=None)
 _configure_lock = threading.Lock()
 _configured = False
 
@@ -54,26 +58,43 @@ def annotate(*, request_id: str | None = None, image_seq: int | None = None, del
         values[IMAGE_SEQ] = image_seq
     if delivery_id:
         values[DELIVERY_ID] = delivery_id
-    if not values:
+    current = _attributes.get()
+    if not values or current is None:
         return
-    _attributes.set({**_attributes.get(), **values})
+    _attributes.set({**current, **values})
     span = trace.get_current_span()
     for key, value in values.items():
         span.set_attribute(key, value)
 
 
 def current_attributes() -> Mapping[str, str | int]:
-    return _attributes.get()
+    return _attributes.get() or _NONE
 
 
 @contextmanager
-def invocation_span(function_name: str, kind: SpanKind = SpanKind.SERVER) -> Iterator[trace.Span]:
-    """One span for one function invocation; ids annotated inside it stay inside it."""
+def invocation_span(
+    function_name: str,
+    kind: SpanKind = SpanKind.SERVER,
+    *,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
+    invocation_id: str | None = None,
+) -> Iterator[trace.Span]:
+    """One span for one function invocation; ids annotated inside it stay inside it.
+
+    ``traceparent``/``tracestate`` (the host's W3C trace context, from ``context.trace_context``)
+    make the span a child of the host's request or dependency, so both land in one trace.
+    """
     token = _attributes.set(_NONE)
     tracer = trace.get_tracer(TRACER_NAME)
+    carrier = {"traceparent": traceparent or "", "tracestate": tracestate or ""}
+    parent = TraceContextTextMapPropagator().extract(carrier) if traceparent else None
+    attributes: dict[str, str] = {FUNCTION_NAME: function_name}
+    if invocation_id:
+        attributes[INVOCATION_ID] = invocation_id
     try:
         with tracer.start_as_current_span(
-            function_name, kind=kind, attributes={FUNCTION_NAME: function_name}, record_exception=False,
+            function_name, context=parent, kind=kind, attributes=attributes, record_exception=False,
             set_status_on_exception=False,
         ) as span:  # fmt: skip
             try:
@@ -90,7 +111,7 @@ class ContextAttributes(logging.Filter):
     """Copies the invocation's ids onto each record (as ``extra=`` would), so exporters send them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _attributes.get().items():
+        for key, value in (_attributes.get() or _NONE).items():
             setattr(record, key, value)
         return True
 

@@ -6,8 +6,8 @@ from shared import functions_adapter as adapter
 from shared import status
 
 
-def main(req: func.HttpRequest) -> func.HttpResponse:
-    with adapter.http_invocation("status_http"):
+def main(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
+    with adapter.http_invocation("status_http", context):
         try:
             answer = status.get_status(adapter.status_query(req))
         except Exception as exc:

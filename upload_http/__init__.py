@@ -6,8 +6,8 @@ from shared import functions_adapter as adapter
 from shared import upload
 
 
-def main(req: func.HttpRequest) -> func.HttpResponse:
-    with adapter.http_invocation("upload_http"):
+def main(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
+    with adapter.http_invocation("upload_http", context):
         try:
             accepted = upload.accept_upload(adapter.upload_input(req))
         except Exception as exc:

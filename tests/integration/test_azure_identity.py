@@ -171,4 +171,5 @@ def test_health_reports_each_dependency_and_names_a_missing_queue(
     assert not report.healthy
     failed = {check.name: check for check in report.checks if check.status is not CheckStatus.OK}
     assert list(failed) == [image_check]
-    assert failed[image_check].reason == f"queue '{app_env['IMAGE_QUEUE_NAME']}' does not exist (create it with the deployment)"
+    expected = f"queue '{app_env['IMAGE_QUEUE_NAME']}' does not exist (create it with the deployment)"
+    assert failed[image_check].reason == expected

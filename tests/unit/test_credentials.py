@@ -57,7 +57,10 @@ def test_a_connection_string_still_wins_and_nothing_at_all_is_a_clear_error() ->
     [
         ({"AzureWebJobsStorage__blobServiceUri": "https://a.blob.core.windows.net"}, "__queueServiceUri"),
         ({"AzureWebJobsStorage__clientId": "x"}, "which storage account"),
-        ({"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__credential": "clientsecret"}, "managedidentity"),
+        (
+            {"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__credential": "clientsecret"},
+            "managedidentity",
+        ),
         (
             {"AzureWebJobsStorage__blobServiceUri": "http://a.blob.core.windows.net",
              "AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net"},

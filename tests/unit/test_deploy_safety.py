@@ -20,8 +20,8 @@ AZURE = {  # what the Bicep template sets
     "AzureWebJobsStorage__blobServiceUri": "https://stimg.blob.core.windows.net",
     "AzureWebJobsStorage__queueServiceUri": "https://stimg.queue.core.windows.net",
     "AZURE_CLIENT_ID": "0d9b4e31-6f1c-4b9a-8a57-2f4e1c3d5b6a",
-    "SQLSERVER_CONNECTION_STRING": "Driver={ODBC Driver 18 for SQL Server};Server=tcp:sql-img.database.windows.net,1433;"
-    "Database=imgpipe;Encrypt=yes;Authentication=ActiveDirectoryMsi;UID=0d9b4e31-6f1c-4b9a-8a57-2f4e1c3d5b6a",
+    "SQLSERVER_CONNECTION_STRING": "Driver={ODBC Driver 18 for SQL Server};"
+    "Server=tcp:sql-img.database.windows.net,1433;Database=imgpipe;Encrypt=yes;Authentication=ActiveDirectoryMsi;UID=0d9b4e31-6f1c-4b9a-8a57-2f4e1c3d5b6a",
     "REDIS_URL": "rediss://redis-img.redis.cache.windows.net:6380/0",
     "REDIS_ENTRA_AUTH": "true",
     "OUTPUT_STORAGE": "blob",

@@ -146,19 +146,19 @@ def test_an_http_invocation_is_one_server_span(app, spans) -> None:
 def test_azure_monitor_is_configured_once_per_process_when_its_connection_string_is_set(tmp_path) -> None:
     # A separate interpreter: configuring installs process-wide providers. The ingestion endpoint is
     # a closed loopback port, so nothing leaves the machine.
-    script = f"""
+    script = """
 import logging, os
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from shared import telemetry
 from shared.settings import Settings
-settings = Settings.from_env({{
+settings = Settings.from_env({
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
     "APPLICATIONINSIGHTS_CONNECTION_STRING":
         "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD;ClientId=0d9b4e31",
-}})
+})
 assert telemetry.configure_once(settings) is True
 provider = trace.get_tracer_provider()
 assert isinstance(provider, TracerProvider), provider
@@ -191,3 +191,23 @@ def test_host_json_keeps_the_requests_table() -> None:
     # articles/azure-functions/configure-monitoring.md: log categories, Host.Results -> requests).
     levels = json.loads((ROOT / "host.json").read_text())["logging"]["logLevel"]
     assert levels["Host.Results"] in {"Trace", "Debug", "Information"}
+
+
+class HostContext:
+    """What the worker passes as ``context``: the invocation id and the host's W3C trace context."""
+
+    class trace_context:  # noqa: N801 - mirrors azure.functions.Context
+        trace_parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        trace_state = "congo=t61rcWkgMzE"
+
+    invocation_id = "5b1f7c0e-0d5f-4b57-9a0e-3c2b1a0f9e8d"
+
+
+def test_the_invocation_span_continues_the_hosts_trace(app, spans) -> None:
+    request_id = str(uuid.uuid4())
+    process_queue.main(queue_message({"request_id": request_id, "seq": 0, "url": "https://x/a.jpg", "total": 1}),
+                       Out(), HostContext())
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "process_queue"]
+    assert span.context.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
+    assert span.parent is not None and span.parent.span_id == 0x00F067AA0BA902B7
+    assert span.attributes[telemetry.INVOCATION_ID] == HostContext.invocation_id
