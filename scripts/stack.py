@@ -81,13 +81,14 @@ def bootstrap(env: Mapping[str, str]) -> None:
     os.environ.update(env)
     try:
         from shared import services as app_services
-        from shared.queues import ensure_queue, queue_client
+        from shared.queues import app_queue_client, ensure_queue
 
         app_services.reset()
         settings = app_services.settings()
+        account = app_services.storage_account()  # by key or by identity, as the app connects
         for name in (settings.image_queue, settings.notify_queue):
             for queue in (name, f"{name}-poison"):
-                ensure_queue(queue_client(settings.storage_connection_string, queue))
+                ensure_queue(app_queue_client(account, queue))
         app_services.store().ensure_schema()
         app_services.output_storage().prepare()
         app_services.reset()
