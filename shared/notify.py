@@ -18,6 +18,7 @@ from enum import StrEnum
 from shared import services
 from shared.errors import ConfigError, PermanentFailure
 from shared.models import DeliveryAttempt, RequestRecord
+from shared.output_storage import with_presentable_urls
 from shared.queues import decode, send
 from shared.report import webhook_payload
 from shared.webhook import DeliveryResult, DeliveryVerdict, retry_delay_s
@@ -137,7 +138,8 @@ def _send_claimed(request_id: str, url: str, attempt: int, record: RequestRecord
     settings = services.settings()
     store = services.store()
     delivery_id = delivery_id_for(request_id)
-    payload = webhook_payload(record, store.list_images(request_id))
+    # Output URLs as the receiver can fetch them now (a fresh SAS for a private container).
+    payload = webhook_payload(record, with_presentable_urls(store.list_images(request_id), services.output_storage()))
     try:
         result = services.webhook_sender().send(url, payload, delivery_id)
     except ConfigError as exc:  # e.g. no WEBHOOK_SECRET: never send unsigned; retrying cannot help

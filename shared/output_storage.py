@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +26,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettin
 from shared.azure_storage import StorageAccount, storage_client_options
 from shared.blob_urls import BlobUrls, PublicBaseUrls, SasUrls
 from shared.errors import DependencyMissing, ImgpipeError, PermanentFailure, TransientFailure
+from shared.models import ImageRecord
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,10 @@ class OutputStorage(Protocol):
 
     def check(self) -> None:
         """Raise unless outputs can be stored now (DependencyMissing when the place is missing)."""
+        ...
+
+    def presentable(self, recorded_url: str) -> str:
+        """The URL to hand a client for a recorded output URL (with a fresh SAS where one is needed)."""
         ...
 
 
@@ -70,6 +76,9 @@ class LocalOutputStorage:
 
     def prepare(self) -> None:
         self._directory.mkdir(parents=True, exist_ok=True)
+
+    def presentable(self, recorded_url: str) -> str:
+        return recorded_url
 
     def check(self) -> None:
         if not os.access(self._directory, os.W_OK):
@@ -115,7 +124,7 @@ class BlobOutputStorage:
     ) -> BlobOutputStorage:
         service = BlobServiceClient.from_connection_string(conn, **storage_client_options(16))
         container = service.get_container_client(container_name)
-        return cls(container, SasUrls(service, ttl), create_container=True)
+        return cls(container, SasUrls(service, container_name, ttl), create_container=True)
 
     def put(self, name: str, data: bytes, content_type: str) -> str:
         blob = self._container.get_blob_client(check_name(name))
@@ -128,10 +137,13 @@ class BlobOutputStorage:
                     raise self._missing() from None
                 self._create_private_container()
                 blob.upload_blob(data, overwrite=True, content_settings=settings)
-            return self._urls.url_for(self._container.container_name, name, str(blob.url))
+            return self._urls.recorded_url(name, str(blob.url))
         except AzureError as exc:
             logger.warning("could not upload output %s", name, exc_info=True)
             raise storage_failure(exc, "could not store the output in Blob storage") from None
+
+    def presentable(self, recorded_url: str) -> str:
+        return self._urls.presentable(recorded_url)
 
     def prepare(self) -> None:
         try:
@@ -185,7 +197,13 @@ def build_output_storage(settings: Settings, account: StorageAccount | None = No
     if settings.output_url_mode == "public":
         urls = PublicBaseUrls(settings.output_public_base_url)
     else:
-        urls = SasUrls(service, timedelta(seconds=settings.output_sas_ttl_s))
+        urls = SasUrls(service, settings.output_container, timedelta(seconds=settings.output_sas_ttl_s))
     return BlobOutputStorage(
         service.get_container_client(settings.output_container), urls, create_container=not settings.running_in_azure
     )
+
+
+def with_presentable_urls(images: list[ImageRecord], storage: OutputStorage) -> list[ImageRecord]:
+    """``images`` with each output URL as a client can fetch it now (a fresh SAS, for a private container)."""
+    return [replace(image, output_url=storage.presentable(image.output_url)) if image.output_url else image
+            for image in images]  # fmt: skip

@@ -14,6 +14,8 @@ from datetime import datetime
 from shared import services
 from shared.errors import NotFound, Problem, TransientFailure, ValidationError
 from shared.fanout import resume_if_stale
+from shared.models import ImageRecord
+from shared.output_storage import with_presentable_urls
 from shared.report import output_csv, status_document
 
 logger = logging.getLogger(__name__)
@@ -52,9 +54,13 @@ def get_status(query: StatusQuery) -> StatusAnswer:
     if record.fanout_completed_at is None:
         _resume(request_id, record.created_at)
     if query.as_csv:
-        return StatusAnswer(None, output_csv(store.list_images(request_id)))
-    images = store.list_images(request_id) if query.include_images else None
+        return StatusAnswer(None, output_csv(_presentable(store.list_images(request_id))))
+    images = _presentable(store.list_images(request_id)) if query.include_images else None
     return StatusAnswer(status_document(record, images, store.delivery_attempts(request_id)), None)
+
+
+def _presentable(images: list[ImageRecord]) -> list[ImageRecord]:
+    return with_presentable_urls(images, services.output_storage())
 
 
 def _resume(request_id: str, created_at: datetime) -> None:

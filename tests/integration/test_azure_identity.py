@@ -131,8 +131,10 @@ def test_outputs_are_private_and_served_through_a_read_only_user_delegation_sas(
     _no_account_key_anywhere(app_env)
     storage = services.output_storage()
     storage.prepare()
-    url = storage.put("req-1/00000.jpg", b"\xff\xd8compressed\xff\xd9", "image/jpeg")
+    recorded = storage.put("req-1/00000.jpg", b"\xff\xd8compressed\xff\xd9", "image/jpeg")
+    url = storage.presentable(recorded)
     bare, _, sas = url.partition("?")
+    assert bare == recorded
     assert "skoid=" in sas and "sp=r" in sas.split("&")  # signed by a user-delegation key, read only
     fetched = requests.get(url, verify=str(tls.cert), timeout=10)
     assert fetched.status_code == 200

@@ -112,7 +112,10 @@ class RefusingContainer:
 
 
 class NoUrls:
-    def url_for(self, container: str, name: str, blob_url: str) -> str:
+    def recorded_url(self, name: str, blob_url: str) -> str:
+        raise AssertionError("no URL for a blob that was not stored")
+
+    def presentable(self, recorded_url: str) -> str:
         raise AssertionError("no URL for a blob that was not stored")
 
 
@@ -139,6 +142,6 @@ def test_public_mode_records_the_configured_base_url() -> None:
     from shared.blob_urls import PublicBaseUrls
 
     urls = PublicBaseUrls("https://cdn.example.com/outputs/")
-    assert urls.url_for("c", "req 1/00000.jpg", "https://acct.blob.core.windows.net/c/req%201/00000.jpg") == (
-        "https://cdn.example.com/outputs/req%201/00000.jpg"
-    )
+    recorded = urls.recorded_url("req 1/00000.jpg", "https://acct.blob.core.windows.net/c/req%201/00000.jpg")
+    assert recorded == "https://cdn.example.com/outputs/req%201/00000.jpg"
+    assert urls.presentable(recorded) == recorded
