@@ -114,3 +114,27 @@ def test_a_token_is_brought_only_when_the_connection_string_names_no_login(
     connection_string: str, names_auth: bool
 ) -> None:
     assert sql_connection_names_auth(connection_string) is names_auth
+
+
+def test_sqlserver_connections_log_in_with_a_fresh_token_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.database import sqlserver_connector
+
+    pyodbc = pytest.importorskip("pyodbc")  # needs the ODBC driver manager (unixodbc)
+
+    tokens = iter(["first-token", "second-token"])
+    calls: list[dict[str, object]] = []
+
+    class Credential:
+        def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+            return AccessToken(next(tokens), 2**31 - 1)
+
+    monkeypatch.setattr(pyodbc, "connect", lambda *args, **kwargs: calls.append(kwargs) or object())
+    connect, _ = sqlserver_connector("Driver={ODBC Driver 18 for SQL Server};Server=tcp:s,1433", Credential())  # type: ignore[arg-type]
+    connect()
+    connect()
+    assert [call["attrs_before"] for call in calls] == [
+        {1256: pack_sql_access_token("first-token")}, {1256: pack_sql_access_token("second-token")},
+    ]
+    connect_with_password, _ = sqlserver_connector("Driver={FreeTDS};Server=s;UID=sa;PWD=x")
+    connect_with_password()
+    assert calls[-1]["attrs_before"] is None
