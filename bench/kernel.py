@@ -35,7 +35,7 @@ from typing import Any
 import PIL
 from PIL import Image, features
 
-from bench.photoset import DEFAULT_MEGAPIXELS, make_photoset
+from devtools.photoset import DEFAULT_MEGAPIXELS, make_photoset
 from shared.imaging import compress_image
 from shared.settings import Settings
 

@@ -38,7 +38,7 @@ from bench.harness import (
     process_tree,
     rss_bytes,
 )
-from bench.photoset import LARGE_MEGAPIXELS, make_photoset
+from devtools.photoset import LARGE_MEGAPIXELS, make_photoset
 
 MB = 1024 * 1024
 CSV_TARGET_BYTES = 20_000_000  # just under MAX_CSV_BYTES (20 MiB), multipart framing included

@@ -40,7 +40,7 @@ from bench.harness import (
     summary,
     warm_up,
 )
-from bench.photoset import make_photoset
+from devtools.photoset import make_photoset
 
 KERNEL_JSON = OUT_DIR / "kernel.json"
 

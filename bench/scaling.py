@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.harness import OUT_DIR, bench_stack, environment, photos_dir, warm_up
 from bench.pipeline import kernel_ceiling, kernel_cpu_s_per_image, measure_job, photo_names
-from tests.support.apphost import load_local_settings
+from devtools.apphost import load_local_settings
 
 APP_THREADS = int(load_local_settings().get("PYTHON_THREADPOOL_THREAD_COUNT") or 0) or None
 

@@ -3,9 +3,8 @@
 import azure.functions as func
 
 from shared import functions_adapter as adapter
-from shared import health
 
 
 def main(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
     with adapter.http_invocation("health_http", context):
-        return adapter.health_response(health.current_report())
+        return adapter.health_response(adapter.health_report())

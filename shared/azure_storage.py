@@ -15,6 +15,8 @@ from shared.credentials import StorageIdentity
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+    from shared.settings import Settings
+
 
 def storage_client_options(pool_size: int) -> dict[str, Any]:
     """Client options for Azure Storage: short retries, and a connection pool as wide as our sends.
@@ -74,3 +76,14 @@ class StorageAccount:
 
     def container_client(self, container_name: str, *, pool_size: int) -> ContainerClient:
         return self.blob_service_client(pool_size=pool_size).get_container_client(container_name)
+
+
+def storage_account(settings: Settings) -> StorageAccount:
+    """The app's storage account: by connection string, or by identity with the credential its
+    settings name (built here, once per container)."""
+    identity = settings.storage_identity
+    if identity is None:
+        return StorageAccount(connection_string=settings.storage_connection_string)
+    from shared.credentials import build_credential
+
+    return StorageAccount(identity=identity, credential=build_credential(identity.credential, identity.client_id))

@@ -66,8 +66,8 @@ def _redis_problems(settings: Settings) -> list[str]:
         problems.append("REDIS_URL points at a loopback Redis")
     elif parts.scheme != "rediss":
         problems.append("REDIS_URL is not TLS: use rediss://<name>.redis.cache.windows.net:6380/0")
-    if not parts.password and not settings.redis_entra_auth:
-        problems.append("REDIS_URL has no password: set REDIS_ENTRA_AUTH=true (Entra ID) or put the access key in it")
+    if not parts.password and settings.redis_credential != "managedidentity":
+        problems.append("REDIS_URL has no password: set REDIS_CREDENTIAL=managedidentity (Entra ID) or put a key in it")
     return problems
 
 

@@ -6,17 +6,23 @@
      │    ├── PayloadTooLarge  client input is over a size or count limit (HTTP 413)
      │    └── UnsupportedMediaType  the upload is neither multipart form-data nor CSV (HTTP 415)
      ├── NotFound             the thing asked for does not exist (HTTP 404)
+     ├── DuplicateRequest     an idempotency key already names a stored request (answered as a replay)
      ├── PermanentFailure     retrying cannot help (HTTP 404 image, bomb, SSRF refusal): record it
-     │    └── UrlRefused       an outbound URL or the address it resolves to is not allowed
+     │    ├── UrlRefused       an outbound URL or the address it resolves to is not allowed
+     │    └── MalformedMessage a queue message that is not the JSON its handler expects: no retry
      └── TransientFailure     retrying may help (timeouts, 5xx, 429, connection errors): raise it
           └── DependencyMissing  a queue or container the app needs does not exist (HTTP 503 + reason)
 
-The function layer maps these to HTTP status codes or to retry / give-up decisions.
+The function layer maps these to HTTP status codes or to retry / give-up decisions
+(``shared.functions_adapter``): ConfigError is a 500 with an operator-facing log line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# The longest error text stored or logged for one image or delivery attempt.
+MAX_ERROR_CHARS = 1000
 
 
 class ImgpipeError(Exception):
@@ -68,6 +74,14 @@ class NotFound(ImgpipeError):
     """Raised when a request (or other resource) asked for does not exist."""
 
 
+class DuplicateRequest(ImgpipeError):
+    """Raised by ``Store.create_request`` when the idempotency key already belongs to ``request_id``."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"the idempotency key is already used by request {request_id}")
+        self.request_id = request_id
+
+
 class PermanentFailure(ImgpipeError):
     """Raised when retrying cannot help; the caller records the reason and gives up."""
 
@@ -78,6 +92,10 @@ class UrlRefused(PermanentFailure):
 
 class TransientFailure(ImgpipeError):
     """Raised when retrying may help; the queue's redelivery does the retry."""
+
+
+class MalformedMessage(PermanentFailure):
+    """Raised when a queue message is not the JSON object its handler expects; retrying cannot fix it."""
 
 
 class DependencyMissing(TransientFailure):

@@ -10,19 +10,17 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from shared import services
+from shared.container import Dependencies
 from shared.errors import TransientFailure
-from shared.queues import ConcurrentSender
-from shared.store import Store
 
 logger = logging.getLogger(__name__)
 
 
-def fan_out(store: Store, request_id: str) -> int:
+def fan_out(deps: Dependencies, request_id: str) -> int:
     """Send every not-yet-enqueued image of the request; returns how many were sent."""
+    store = deps.store
     tasks = store.unenqueued_tasks(request_id)
-    sender = ConcurrentSender(services.image_queue(), services.send_executor())
-    sent = sender.send_all(
+    sent = deps.image_queue.send_all(
         [(task.seq, task.to_message()) for task in tasks],
         on_sent=lambda seqs: store.mark_enqueued(request_id, seqs),
     )
@@ -31,16 +29,16 @@ def fan_out(store: Store, request_id: str) -> int:
     return sent
 
 
-def resume_if_stale(store: Store, request_id: str, created_at: datetime, stale_after_s: float) -> bool:
+def resume_if_stale(deps: Dependencies, request_id: str, created_at: datetime, stale_after_s: float) -> bool:
     """Resume a fan-out that should long have finished; returns whether it resumed one."""
     if datetime.now(UTC) - _aware(created_at) < timedelta(seconds=stale_after_s):
         return False
     logger.warning("resuming the interrupted fan-out of request %s", request_id)
-    fan_out(store, request_id)
+    fan_out(deps, request_id)
     return True
 
 
-def sweep_stale(store: Store, stale_after_s: float, limit: int = 5) -> int:
+def sweep_stale(deps: Dependencies, stale_after_s: float, limit: int = 5) -> int:
     """Resume up to ``limit`` fan-outs that should long have finished; returns how many resumed.
 
     Run on every upload, so a request whose fan-out was cut short (its host died before the
@@ -48,10 +46,10 @@ def sweep_stale(store: Store, stale_after_s: float, limit: int = 5) -> int:
     """
     older_than = datetime.now(UTC) - timedelta(seconds=stale_after_s)
     resumed = 0
-    for request_id in store.stale_fanouts(older_than, limit=limit):
+    for request_id in deps.store.stale_fanouts(older_than, limit=limit):
         logger.warning("sweep: resuming the interrupted fan-out of request %s", request_id)
         try:
-            fan_out(store, request_id)
+            fan_out(deps, request_id)
         except TransientFailure:
             logger.warning("sweep: request %s still cannot be fanned out", request_id, exc_info=True)
             break

@@ -1,12 +1,16 @@
 """The one module that speaks ``azure.functions``: requests in, responses out, errors mapped.
 
-Function folders bind, call one use case, and hand the result or the error to a function here.
+Function folders bind, call one use case with ``dependencies()``, and hand the result or the
+error to a function here. It is also the one place with process-wide state: the ``Dependencies``
+of this worker process, built from ``Settings`` on the first invocation (not at import, so a
+missing setting fails an invocation with a clear log line rather than the worker's start).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urljoin
@@ -14,25 +18,78 @@ from urllib.parse import urljoin
 import azure.functions as func
 from opentelemetry.trace import SpanKind
 
-from shared import services, telemetry
+from shared import telemetry
+from shared.container import Dependencies, build_dependencies
 from shared.errors import (
+    ConfigError,
     DependencyMissing,
     ImgpipeError,
+    MalformedMessage,
     NotFound,
     PayloadTooLarge,
     Problem,
     UnsupportedMediaType,
     ValidationError,
 )
-from shared.health import HealthReport
+from shared.health import HealthMonitor, HealthReport, dependency_checks, failed_report
+from shared.settings import Settings
 from shared.status import StatusAnswer, StatusQuery
 from shared.upload import UploadAccepted, UploadInput
 
 logger = logging.getLogger(__name__)
 
+# Function folders name the one error they map themselves through this module.
+__all__ = ["MalformedMessage"]
+
 CSV_CONTENT_TYPES = {"text/csv", "application/csv", "application/vnd.ms-excel", "text/plain"}
 # Room for the multipart envelope around a CSV that is just under the limit.
 MULTIPART_OVERHEAD = 64 * 1024
+
+_lock = threading.Lock()
+_dependencies: Dependencies | None = None
+_built_here = False  # whether this module built _dependencies (and so must close them)
+_health: HealthMonitor | None = None  # over _dependencies; shares one round of checks per few seconds
+
+
+def dependencies() -> Dependencies:
+    """This worker process's dependencies, built on first use; a failed build is tried again next time."""
+    global _dependencies, _built_here
+    if _dependencies is None:
+        with _lock:
+            if _dependencies is None:
+                _dependencies = build_dependencies(Settings.from_env())
+                _built_here = True
+    return _dependencies
+
+
+def set_dependencies(replacement: Dependencies | None) -> None:
+    """Use ``replacement`` from now on (a test hands in fakes); ``None`` builds afresh on next use.
+
+    Dependencies this module built are closed when replaced; the caller closes what it handed in.
+    """
+    global _dependencies, _built_here, _health
+    with _lock:
+        previous, built_here = _dependencies, _built_here
+        _dependencies, _built_here = replacement, False
+        monitor, _health = _health, None
+    if monitor is not None:
+        monitor.close()
+    if previous is not None and built_here:
+        previous.close()
+
+
+def health_report() -> HealthReport:
+    """This process's health; settings that are refused (or any failed build) are the failed report."""
+    global _health
+    try:
+        deps = dependencies()
+    except ImgpipeError as exc:
+        return failed_report("settings", exc)
+    with _lock:
+        if _health is None:
+            _health = HealthMonitor(dependency_checks(deps))
+        monitor = _health
+    return monitor.report()
 
 
 def _json(status: int, document: object, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -45,8 +102,7 @@ def _json(status: int, document: object, headers: dict[str, str] | None = None) 
     )
 
 
-def upload_input(req: func.HttpRequest) -> UploadInput:
-    settings = services.settings()
+def upload_input(req: func.HttpRequest, settings: Settings) -> UploadInput:
     body = req.get_body()
     if len(body) > settings.max_csv_bytes + MULTIPART_OVERHEAD:
         raise PayloadTooLarge(f"the upload is larger than {settings.max_csv_bytes} bytes")
@@ -81,7 +137,7 @@ def upload_input(req: func.HttpRequest) -> UploadInput:
 
 def _configure_telemetry() -> None:
     try:
-        telemetry.configure_once(services.settings())
+        telemetry.configure_once(dependencies().settings)
     except ImgpipeError:  # bad settings: the invocation meets the same error and answers for it
         logger.debug("telemetry not configured: the settings are refused", exc_info=True)
 
@@ -115,8 +171,8 @@ def queue_invocation(
     ``webhook``: the message is a notify message, whose webhook delivery id derives from its request.
     """
     _configure_telemetry()
-    body = queue_text(msg)
     with telemetry.invocation_span(function_name, SpanKind.CONSUMER, **_span_options(context)):
+        body = queue_text(msg)  # a body that is not text is MalformedMessage, recorded on the span
         _annotate_from_message(body, webhook)
         yield body
 
@@ -187,6 +243,11 @@ def error_response(exc: Exception) -> func.HttpResponse:
     if isinstance(exc, DependencyMissing):  # a deployment problem: say which, so it gets fixed
         logger.error("request refused: %s", exc)
         return _json(503, {"error": "temporarily unavailable, retry later", "reason": str(exc)}, {"Retry-After": "30"})
+    if isinstance(exc, ConfigError):
+        # Retrying cannot help until an operator fixes the setting; its message names the setting,
+        # never its value (a Secret hides itself), and is for the log only.
+        logger.error("configuration error, fix the app settings: %s", exc)
+        return _json(500, {"error": "internal error"})
     if isinstance(exc, ImgpipeError):
         logger.warning("request failed: %s", type(exc).__name__, exc_info=True)
         return _json(503, {"error": "temporarily unavailable, retry later"}, {"Retry-After": "5"})
@@ -195,4 +256,18 @@ def error_response(exc: Exception) -> func.HttpResponse:
 
 
 def queue_text(msg: func.QueueMessage) -> str:
-    return msg.get_body().decode("utf-8")
+    try:
+        return msg.get_body().decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedMessage("queue message is not UTF-8 text") from None
+
+
+def poison_text(msg: func.QueueMessage) -> str:
+    """The body to park in the poison queue: as it came, or with undecodable bytes replaced."""
+    return msg.get_body().decode("utf-8", errors="replace")
+
+
+def malformed_message(msg: func.QueueMessage, exc: MalformedMessage, poison: func.Out[str]) -> None:
+    """Park a message that can never succeed in the poison queue now, instead of retrying it."""
+    logger.error("queue message %s is malformed (%s): moved to the poison queue without retries", msg.id, exc)
+    poison.set(poison_text(msg))

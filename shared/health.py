@@ -12,17 +12,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from shared.errors import ImgpipeError
 
 if TYPE_CHECKING:
-    from azure.storage.queue import QueueClient
+    from shared.container import Dependencies
 
 logger = logging.getLogger(__name__)
 
@@ -141,47 +141,18 @@ class HealthMonitor:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-class _Pingable(Protocol):
-    def ping(self, **kwargs: Any) -> Any: ...
-
-
-class _Checkable(Protocol):
-    def check(self) -> None: ...
-
-
-class _Store(Protocol):
-    def get_request(self, request_id: str) -> object: ...
-
-
 # A request id no request has: reading it exercises the connection, the login and the schema.
 PROBE_REQUEST_ID = "00000000-0000-4000-8000-000000000000"
 
 
-def dependency_checks(
-    store: _Store, redis_client: _Pingable, queues: Sequence[QueueClient], output: _Checkable
-) -> dict[str, HealthCheck]:
+def dependency_checks(deps: Dependencies) -> dict[str, HealthCheck]:
     """The checks of GET /api/health, named as the answer names them."""
-    from shared.queues import require_queue
 
     def database() -> None:
-        store.get_request(PROBE_REQUEST_ID)
+        deps.store.get_request(PROBE_REQUEST_ID)
 
-    def redis() -> None:
-        redis_client.ping()
-
-    checks: dict[str, HealthCheck] = {"database": database, "redis": redis}
-    for queue in queues:
-        checks[f"queue:{queue.queue_name}"] = lambda queue=queue: require_queue(queue)  # type: ignore[misc]
-    checks["output_storage"] = output.check
+    checks: dict[str, HealthCheck] = {"database": database, "redis": deps.completion.ping}
+    for queue in (deps.image_queue, deps.notify_queue):
+        checks[f"queue:{queue.name}"] = queue.check
+    checks["output_storage"] = deps.output.check
     return checks
-
-
-def current_report() -> HealthReport:
-    """This process's health report; a refused configuration is itself the (failed) report."""
-    from shared import services
-
-    try:
-        monitor = services.health_monitor()
-    except ImgpipeError as exc:
-        return failed_report("settings", exc)
-    return monitor.report()

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from shared import services
-from shared.errors import ConfigError, PermanentFailure
+from shared.container import Dependencies
+from shared.errors import ConfigError, MalformedMessage
 from shared.models import DeliveryAttempt, RequestRecord
 from shared.output_storage import with_presentable_urls
-from shared.queues import decode, send
+from shared.queues import decode
 from shared.report import webhook_payload
 from shared.webhook import DeliveryResult, DeliveryVerdict, retry_delay_s
 
@@ -53,12 +53,13 @@ def delivery_id_for(request_id: str) -> str:
     return str(uuid.uuid5(DELIVERY_NAMESPACE, request_id))
 
 
-def notify_request(body: str, dequeue_count: int = 1) -> NotifyResult:
+def notify_request(deps: Dependencies, body: str, dequeue_count: int = 1) -> NotifyResult:
+    """Close the request of one notify message and deliver its webhook; ``MalformedMessage`` for a bad body."""
     fields = decode(body)
     request_id = str(fields.get("request_id", ""))
     if not request_id:
-        raise PermanentFailure("notify message lacks request_id")
-    store = services.store()
+        raise MalformedMessage("notify message lacks request_id")
+    store = deps.store
     record = store.get_request(request_id)
     if record is None:
         logger.warning("notify for unknown request %s dropped", request_id)
@@ -82,16 +83,18 @@ def notify_request(body: str, dequeue_count: int = 1) -> NotifyResult:
     # unless the claim was abandoned by an invocation that died while sending.
     wanted = _attempt_of(fields)
     if len(attempts) < wanted:
-        return NotifyResult(_deliver(request_id, record.webhook_url, len(attempts) + 1), completed_now)
+        return NotifyResult(_deliver(deps, request_id, record.webhook_url, len(attempts) + 1), completed_now)
     last = attempts[-1]
-    if _abandoned(last):  # its sender died mid-send: make that attempt again, under its number
-        return NotifyResult(_deliver(request_id, record.webhook_url, last.attempt, take_over=True), completed_now)
+    if _abandoned(deps, last):  # its sender died mid-send: make that attempt again, under its number
+        return NotifyResult(
+            _deliver(deps, request_id, record.webhook_url, last.attempt, take_over=True), completed_now
+        )
     if _in_flight(last) and dequeue_count > 1:
         # This message was tried before, so the in-flight claim may be its own sender's, dead
         # mid-send: look again once that claim must have finished or expired. (A first-time copy
         # racing a live sender just stops: the sender's own message carries the chain.)
-        expiry = services.settings().webhook_claim_expiry_s
-        send(services.notify_queue(), {"request_id": request_id, "attempt": wanted}, delay_s=expiry + 1)
+        expiry = deps.settings.webhook_claim_expiry_s
+        deps.notify_queue.send({"request_id": request_id, "attempt": wanted}, delay_s=expiry + 1)
     return NotifyResult(NotifyOutcome.STALE, completed_now)
 
 
@@ -99,12 +102,12 @@ def _in_flight(attempt: DeliveryAttempt) -> bool:
     return attempt.error == SENDING and not attempt.succeeded and attempt.status_code is None
 
 
-def _claim_cutoff() -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=services.settings().webhook_claim_expiry_s)
+def _claim_cutoff(deps: Dependencies) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=deps.settings.webhook_claim_expiry_s)
 
 
-def _abandoned(attempt: DeliveryAttempt) -> bool:
-    return _in_flight(attempt) and attempt.attempted_at < _claim_cutoff()
+def _abandoned(deps: Dependencies, attempt: DeliveryAttempt) -> bool:
+    return _in_flight(attempt) and attempt.attempted_at < _claim_cutoff(deps)
 
 
 def _attempt_of(fields: dict[str, object]) -> int:
@@ -112,12 +115,12 @@ def _attempt_of(fields: dict[str, object]) -> int:
     return value if isinstance(value, int) and value >= 1 else 1
 
 
-def _deliver(request_id: str, url: str, attempt: int, *, take_over: bool = False) -> NotifyOutcome:
-    store = services.store()
+def _deliver(deps: Dependencies, request_id: str, url: str, attempt: int, *, take_over: bool = False) -> NotifyOutcome:
+    store = deps.store
     record = store.get_request(request_id)
     assert record is not None  # it existed a moment ago and requests are never deleted here
     if take_over:
-        claimed = store.take_over_delivery_claim(request_id, attempt, SENDING, _claim_cutoff())
+        claimed = store.take_over_delivery_claim(request_id, attempt, SENDING, _claim_cutoff(deps))
     else:
         claimed = store.record_delivery_attempt(DeliveryAttempt(
             request_id=request_id, delivery_id=delivery_id_for(request_id), attempt=attempt,
@@ -126,7 +129,7 @@ def _deliver(request_id: str, url: str, attempt: int, *, take_over: bool = False
     if not claimed:
         return NotifyOutcome.STALE  # a racing notify claimed this attempt and is sending it
     try:
-        return _send_claimed(request_id, url, attempt, record)
+        return _send_claimed(deps, request_id, url, attempt, record)
     except BaseException:
         # Give the claim back so the queue's redelivery of this message can make the attempt.
         with suppress(Exception):
@@ -134,14 +137,14 @@ def _deliver(request_id: str, url: str, attempt: int, *, take_over: bool = False
         raise
 
 
-def _send_claimed(request_id: str, url: str, attempt: int, record: RequestRecord) -> NotifyOutcome:
-    settings = services.settings()
-    store = services.store()
+def _send_claimed(deps: Dependencies, request_id: str, url: str, attempt: int, record: RequestRecord) -> NotifyOutcome:
+    settings = deps.settings
+    store = deps.store
     delivery_id = delivery_id_for(request_id)
     # Output URLs as the receiver can fetch them now (a fresh SAS for a private container).
-    payload = webhook_payload(record, with_presentable_urls(store.list_images(request_id), services.output_storage()))
+    payload = webhook_payload(record, with_presentable_urls(store.list_images(request_id), deps.output))
     try:
-        result = services.webhook_sender().send(url, payload, delivery_id)
+        result = deps.webhook.send(url, payload, delivery_id)
     except ConfigError as exc:  # e.g. no WEBHOOK_SECRET: never send unsigned; retrying cannot help
         result = DeliveryResult(DeliveryVerdict.GIVE_UP, None, f"not sent: {exc}")
     outcome = NotifyOutcome.GAVE_UP
@@ -151,7 +154,7 @@ def _send_claimed(request_id: str, url: str, attempt: int, record: RequestRecord
         # The next attempt is queued before this one is finished: a crash in between leaves a
         # claim that a later copy of this message recognises as abandoned, not a lost chain.
         delay = retry_delay_s(attempt, settings.webhook_retry_base_s)
-        send(services.notify_queue(), {"request_id": request_id, "attempt": attempt + 1}, delay_s=delay)
+        deps.notify_queue.send({"request_id": request_id, "attempt": attempt + 1}, delay_s=delay)
         outcome = NotifyOutcome.RETRY_SCHEDULED
     store.finish_delivery_attempt(
         request_id, attempt, result.status_code, result.error, result.verdict is DeliveryVerdict.DELIVERED

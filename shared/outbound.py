@@ -37,6 +37,7 @@ from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
 from shared.errors import ConfigError, PermanentFailure, TransientFailure, UrlRefused
 from shared.settings import Settings
+from shared.urls import ALLOWED_SCHEMES
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 USER_AGENT = "imgpipe/0.1 (+image compression service)"
-ALLOWED_SCHEMES = frozenset({"http", "https"})
 READ_CHUNK_BYTES = 64 * 1024
 # Without an explicit total deadline a download may take this many read timeouts (plus a connect).
 DEFAULT_TOTAL_READ_TIMEOUTS = 3

@@ -12,16 +12,14 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared import services
-from shared.errors import PermanentFailure, TransientFailure
+from shared.container import Dependencies
+from shared.errors import MAX_ERROR_CHARS, MalformedMessage, PermanentFailure, TransientFailure
 from shared.imaging import compress_image
 from shared.models import ImageOutcome, ImageTask
 from shared.outbound import download
 from shared.queues import decode
 
 logger = logging.getLogger(__name__)
-
-MAX_ERROR_CHARS = 500
 
 
 class Outcome(StrEnum):
@@ -49,16 +47,19 @@ def parse_task(body: str) -> ImageTask:
             total=int(fields["total"]),
         )
     except (KeyError, TypeError, ValueError):
-        raise PermanentFailure("image message lacks request_id, seq, url or total") from None
+        raise MalformedMessage("image message lacks request_id, seq, url or total") from None
     if task.seq < 0 or task.total <= task.seq:
-        raise PermanentFailure("image message has seq outside 0..total-1")
+        raise MalformedMessage("image message has seq outside 0..total-1")
     return task
 
 
-def process_image(body: str, dequeue_count: int) -> ProcessResult:
-    """Handle one image message; raises to have the queue retry a transient failure."""
+def process_image(deps: Dependencies, body: str, dequeue_count: int) -> ProcessResult:
+    """Handle one image message; raises to have the queue retry a transient failure.
+
+    A body that can never be an image task raises ``MalformedMessage`` before anything is touched.
+    """
     task = parse_task(body)
-    store = services.store()
+    store = deps.store
     status = store.image_status(task.request_id, task.seq)
     if status is None:
         logger.warning("image %s/%d is not in the database; dropping the message", task.request_id, task.seq)
@@ -67,14 +68,14 @@ def process_image(body: str, dequeue_count: int) -> ProcessResult:
         outcome = Outcome.ALREADY
     else:
         store.mark_started(task.request_id, task.seq)
-        outcome = _work(task, dequeue_count)
-    fires = _count_completion(task)
+        outcome = _work(deps, task, dequeue_count)
+    fires = _count_completion(deps, task)
     if fires:
         logger.info("request %s: last image finished, notifying", task.request_id)
     return ProcessResult(outcome, {"request_id": task.request_id} if fires else None)
 
 
-def _count_completion(task: ImageTask) -> bool:
+def _count_completion(deps: Dependencies, task: ImageTask) -> bool:
     """Whether this image completed its request: Redis counts; the database answers if Redis is down.
 
     Images finished during an outage are missing from Redis's set even when Redis kept its keys,
@@ -83,9 +84,9 @@ def _count_completion(task: ImageTask) -> bool:
     closes the race: an image recorded after the mark sees it, one recorded before is counted.
     The fallback may fire more than once; the notify handles duplicates.
     """
-    store = services.store()
+    store = deps.store
     try:
-        return services.completion_tracker().record(
+        return deps.completion.record(
             task.request_id, task.seq, task.total,
             seed=lambda: store.terminal_seqs(task.request_id),
             reseed=store.fanin_reseed_needed(task.request_id),
@@ -97,16 +98,16 @@ def _count_completion(task: ImageTask) -> bool:
         return record is not None and record.done + record.failed >= record.images
 
 
-def _work(task: ImageTask, dequeue_count: int) -> Outcome:
-    store = services.store()
+def _work(deps: Dependencies, task: ImageTask, dequeue_count: int) -> Outcome:
+    store = deps.store
     try:
-        outcome = compress_and_store(task)
+        outcome = compress_and_store(deps, task)
     except PermanentFailure as exc:
         store.record_failed(task.request_id, task.seq, _reason(exc))
         logger.info("image %s/%d failed: %s", task.request_id, task.seq, _reason(exc))
         return Outcome.FAILED
     except Exception as exc:
-        if dequeue_count < services.settings().max_dequeue_count:
+        if dequeue_count < deps.settings.max_dequeue_count:
             raise
         reason = f"gave up after {dequeue_count} attempts: {_reason(exc)}"
         store.record_failed(task.request_id, task.seq, reason)
@@ -116,11 +117,11 @@ def _work(task: ImageTask, dequeue_count: int) -> Outcome:
     return Outcome.DONE
 
 
-def compress_and_store(task: ImageTask) -> ImageOutcome:
-    settings = services.settings()
+def compress_and_store(deps: Dependencies, task: ImageTask) -> ImageOutcome:
+    settings = deps.settings
     started = time.perf_counter()
     data = download(
-        services.http_session(),
+        deps.http,
         task.url,
         max_bytes=settings.max_image_bytes,
         connect_timeout_s=settings.connect_timeout_s,
@@ -136,7 +137,7 @@ def compress_and_store(task: ImageTask) -> ImageOutcome:
     )
     compressed = time.perf_counter()
     name = f"{task.request_id}/{task.seq:05d}.{image.extension}"
-    output_url = services.output_storage().put(name, image.data, image.content_type)
+    output_url = deps.output.put(name, image.data, image.content_type)
     stored = time.perf_counter()
     return ImageOutcome(
         output_url=output_url,

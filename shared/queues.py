@@ -17,7 +17,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.azure_storage import StorageAccount, storage_client_options
-from shared.errors import DependencyMissing, PermanentFailure, TransientFailure
+from shared.errors import DependencyMissing, MalformedMessage, PermanentFailure, TransientFailure
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +79,13 @@ def encode(payload: Mapping[str, object]) -> str:
 
 
 def decode(text: str) -> dict[str, Any]:
-    """Parse a message body; a body that is not a JSON object is a permanent failure."""
+    """Parse a message body; a body that is not a JSON object can never succeed: ``MalformedMessage``."""
     try:
         value = json.loads(text)
     except ValueError:
-        raise PermanentFailure("queue message is not JSON") from None
+        raise MalformedMessage("queue message is not JSON") from None
     if not isinstance(value, dict):
-        raise PermanentFailure("queue message is not a JSON object")
+        raise MalformedMessage("queue message is not a JSON object")
     return value
 
 
@@ -155,3 +155,28 @@ class ConcurrentSender:
                 raise failure
             raise TransientFailure("queue send failed") from failure
         return total
+
+
+class AzureQueue:
+    """A ``MessageQueue`` over one Azure Storage queue; bulk sends share one thread pool."""
+
+    def __init__(self, client: QueueClient, executor: ThreadPoolExecutor) -> None:
+        self._client = client
+        self._executor = executor
+
+    @property
+    def name(self) -> str:
+        return str(self._client.queue_name)
+
+    def send(self, payload: Mapping[str, object], *, delay_s: float = 0) -> None:
+        send(self._client, payload, delay_s=delay_s)
+
+    def check(self) -> None:
+        require_queue(self._client)
+
+    def send_all(self, items: Sequence[tuple[int, Mapping[str, object]]], on_sent: Callable[[list[int]], None]) -> int:
+        return ConcurrentSender(self._client, self._executor).send_all(items, on_sent)
+
+    def close(self) -> None:
+        self._client.close()
+        self._executor.shutdown()  # shared by the queues of one container; a second call is a no-op

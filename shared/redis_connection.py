@@ -2,14 +2,18 @@
 
 Azure Cache for Redis opens only its TLS port (6380) by default: ``REDIS_URL=rediss://<name>
 .redis.cache.windows.net:6380/0`` selects TLS with certificate and host name checks (redis-py's
-defaults for ``rediss://``). With ``REDIS_ENTRA_AUTH=true`` the client logs in with an Entra ID
-token of the app's identity (redis-entraid, maintained by Redis; it renews the token and
-re-authenticates open connections) instead of an access key in the URL.
+defaults for ``rediss://``). With ``REDIS_CREDENTIAL=managedidentity`` the client logs in with an
+Entra ID token of the identity ``AZURE_CLIENT_ID`` names (redis-entraid, maintained by Redis: the
+user name is the token's ``oid``, the password the token; it renews the token and
+re-authenticates open connections) instead of an access key. The template writes the identity's
+object id as the URL's user name; redis-py refuses a user name next to a credential provider, and
+the provider names the same principal, so it is dropped from the URL here.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -40,12 +44,23 @@ def entra_credential_provider(client_id: str) -> Any:
     return create_from_default_azure_credential((REDIS_SCOPE,))
 
 
+def without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 def redis_from_settings(settings: Settings) -> redis.Redis:
     options: dict[str, Any] = {
         "socket_timeout": SOCKET_TIMEOUT_S,
         "socket_connect_timeout": SOCKET_TIMEOUT_S,
         "health_check_interval": 30,
     }
-    if settings.redis_entra_auth:
+    url = str(settings.redis_url)
+    if settings.redis_credential == "managedidentity":
         options["credential_provider"] = entra_credential_provider(settings.azure_client_id)
-    return redis.Redis.from_url(settings.redis_url, **options)
+        url = without_credentials(url)
+    return redis.Redis.from_url(url, **options)

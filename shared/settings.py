@@ -12,14 +12,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from shared.credentials import StorageIdentity
 from shared.errors import ConfigError
+from shared.urls import ALLOWED_SCHEMES
 
+# Azurite's well-known development account (public, the same in every Azurite). The local host
+# (devhost/settings.py) keeps its own copy: it is app-agnostic and never imports shared/.
+AZURITE_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 AZURITE_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    f"AccountKey={AZURITE_ACCOUNT_KEY};"
     "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
     "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
@@ -110,14 +115,21 @@ def _optional_http_url(env: Mapping[str, str], name: str) -> str:
     raw = env.get(name, "").strip()
     if raw:
         parts = urlsplit(raw)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
+        if parts.scheme not in ALLOWED_SCHEMES or not parts.hostname:
             raise ConfigError(f"{name} must be an absolute http(s) URL")
     return raw
 
 
+def _redis_credential(env: Mapping[str, str]) -> str:
+    value = _text(env, "REDIS_CREDENTIAL", "").lower()
+    if value not in {"", "managedidentity"}:
+        raise ConfigError(f"REDIS_CREDENTIAL must be 'managedidentity' or empty, got {value!r}")
+    return value
+
+
 def _claim_expiry(env: Mapping[str, str]) -> float:
-    expiry = _float(env, "WEBHOOK_CLAIM_EXPIRY_SECONDS", 90.0)
-    timeout = _float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+    expiry = _float(env, "WEBHOOK_CLAIM_EXPIRY_SECONDS", _default("webhook_claim_expiry_s"))
+    timeout = _float(env, "WEBHOOK_TIMEOUT_SECONDS", _default("webhook_timeout_s"), minimum=0.1)
     if expiry < 2 * timeout:  # a live sender must never look dead
         raise ConfigError("WEBHOOK_CLAIM_EXPIRY_SECONDS must be at least twice WEBHOOK_TIMEOUT_SECONDS")
     return expiry
@@ -176,8 +188,8 @@ class Settings:
     # Blob output URLs: "sas" (read-only user-delegation or service SAS) or "public" (base URL).
     output_url_mode: str = "sas"
     output_sas_ttl_s: int = DEFAULT_OUTPUT_SAS_TTL_S
-    # Redis: log in with an Entra ID token instead of a password in REDIS_URL.
-    redis_entra_auth: bool = False
+    # Redis: "managedidentity" logs in with an Entra ID token instead of a password in REDIS_URL.
+    redis_credential: str = ""
     # Telemetry: OpenTelemetry to Azure Monitor when the connection string is set.
     appinsights_connection_string: Secret = NO_SECRET
     appinsights_authentication_string: str = ""
@@ -194,62 +206,64 @@ class Settings:
                 "AzureWebJobsStorage is not set (a connection string), nor AzureWebJobsStorage__accountName "
                 "or AzureWebJobsStorage__blobServiceUri + __queueServiceUri (identity-based)"
             )
-        output_storage = _text(env, "OUTPUT_STORAGE", "local").lower()
+        output_storage = _text(env, "OUTPUT_STORAGE", _default("output_storage")).lower()
         if output_storage not in {"local", "blob"}:
             raise ConfigError(f"OUTPUT_STORAGE must be 'local' or 'blob', got {output_storage!r}")
-        quality = _int(env, "JPEG_QUALITY", 50, minimum=1)
+        quality = _int(env, "JPEG_QUALITY", _default("jpeg_quality"), minimum=1)
         if quality > 95:
             raise ConfigError(f"JPEG_QUALITY must be at most 95, got {quality}")
-        ratio = _float(env, "SIZE_TARGET_RATIO", 0.0)
+        ratio = _float(env, "SIZE_TARGET_RATIO", _default("size_target_ratio"))
         if ratio >= 1.0:
             raise ConfigError(f"SIZE_TARGET_RATIO must be below 1 (0 turns it off), got {ratio}")
-        url_mode = _text(env, "OUTPUT_URL_MODE", "sas").lower()
+        url_mode = _text(env, "OUTPUT_URL_MODE", _default("output_url_mode")).lower()
         if url_mode not in OUTPUT_URL_MODES:
             raise ConfigError(f"OUTPUT_URL_MODE must be 'sas' or 'public', got {url_mode!r}")
         public_base_url = _optional_http_url(env, "OUTPUT_PUBLIC_BASE_URL")
         if output_storage == "blob" and url_mode == "public" and not public_base_url:
             raise ConfigError("OUTPUT_URL_MODE=public needs OUTPUT_PUBLIC_BASE_URL (the CDN or front of the container)")
-        sas_ttl = _int(env, "OUTPUT_SAS_TTL_SECONDS", DEFAULT_OUTPUT_SAS_TTL_S, minimum=60)
+        sas_ttl = _int(env, "OUTPUT_SAS_TTL_SECONDS", _default("output_sas_ttl_s"), minimum=60)
         if sas_ttl > MAX_OUTPUT_SAS_TTL_S:
             raise ConfigError(
                 f"OUTPUT_SAS_TTL_SECONDS must be at most {MAX_OUTPUT_SAS_TTL_S} (7 days less 1 hour), got {sas_ttl}"
             )
         settings = cls(
             storage_connection_string=Secret(expand_storage_connection_string(storage)),
-            image_queue=_text(env, "IMAGE_QUEUE_NAME", "image-jobs"),
-            notify_queue=_text(env, "NOTIFY_QUEUE_NAME", "notify-jobs"),
+            image_queue=_text(env, "IMAGE_QUEUE_NAME", _default("image_queue")),
+            notify_queue=_text(env, "NOTIFY_QUEUE_NAME", _default("notify_queue")),
             sqlserver_connection_string=Secret(env.get("SQLSERVER_CONNECTION_STRING", "").strip()),
-            sqlite_path=Path(_text(env, "SQLITE_PATH", ".data/imgpipe.sqlite3")),
-            redis_url=Secret(_text(env, "REDIS_URL", "redis://127.0.0.1:6379/0")),
+            sqlite_path=Path(_text(env, "SQLITE_PATH", str(_default("sqlite_path")))),
+            redis_url=Secret(_text(env, "REDIS_URL", DEFAULT_REDIS_URL)),
             output_storage=output_storage,
-            output_dir=Path(_text(env, "OUTPUT_DIR", "processed_images")),
+            output_dir=Path(_text(env, "OUTPUT_DIR", str(_default("output_dir")))),
             output_public_base_url=public_base_url,
-            output_container=_text(env, "OUTPUT_CONTAINER", "processed-images"),
+            output_container=_text(env, "OUTPUT_CONTAINER", _default("output_container")),
             jpeg_quality=quality,
             size_target_ratio=ratio,
-            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 50_000_000, minimum=1),
-            max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 30 * 1024 * 1024, minimum=1),
-            connect_timeout_s=_float(env, "OUTBOUND_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1),
-            read_timeout_s=_float(env, "OUTBOUND_READ_TIMEOUT_SECONDS", 20.0, minimum=0.1),
-            max_redirects=_int(env, "OUTBOUND_MAX_REDIRECTS", 5),
+            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", _default("max_image_pixels"), minimum=1),
+            max_image_bytes=_int(env, "MAX_IMAGE_BYTES", _default("max_image_bytes"), minimum=1),
+            connect_timeout_s=_float(
+                env, "OUTBOUND_CONNECT_TIMEOUT_SECONDS", _default("connect_timeout_s"), minimum=0.1
+            ),
+            read_timeout_s=_float(env, "OUTBOUND_READ_TIMEOUT_SECONDS", _default("read_timeout_s"), minimum=0.1),
+            max_redirects=_int(env, "OUTBOUND_MAX_REDIRECTS", _default("max_redirects")),
             outbound_allowlist=_networks(env, "OUTBOUND_ALLOWLIST"),
             default_webhook_url=_optional_http_url(env, "DEFAULT_WEBHOOK_URL"),
             webhook_secret=Secret(env.get("WEBHOOK_SECRET", "").strip()),
-            webhook_timeout_s=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
-            webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8, minimum=1),
-            webhook_retry_base_s=_float(env, "WEBHOOK_RETRY_BASE_SECONDS", 5.0),
+            webhook_timeout_s=_float(env, "WEBHOOK_TIMEOUT_SECONDS", _default("webhook_timeout_s"), minimum=0.1),
+            webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", _default("webhook_max_attempts"), minimum=1),
+            webhook_retry_base_s=_float(env, "WEBHOOK_RETRY_BASE_SECONDS", _default("webhook_retry_base_s")),
             webhook_claim_expiry_s=_claim_expiry(env),
-            max_csv_bytes=_int(env, "MAX_CSV_BYTES", 20 * 1024 * 1024, minimum=1),
-            max_products=_int(env, "MAX_PRODUCTS", 10_000, minimum=1),
-            max_urls_per_row=_int(env, "MAX_URLS_PER_ROW", 20, minimum=1),
-            max_dequeue_count=_int(env, "MAX_DEQUEUE_COUNT", 5, minimum=1),
-            completion_ttl_s=_int(env, "COMPLETION_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
-            fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", 300.0),
+            max_csv_bytes=_int(env, "MAX_CSV_BYTES", _default("max_csv_bytes"), minimum=1),
+            max_products=_int(env, "MAX_PRODUCTS", _default("max_products"), minimum=1),
+            max_urls_per_row=_int(env, "MAX_URLS_PER_ROW", _default("max_urls_per_row"), minimum=1),
+            max_dequeue_count=_int(env, "MAX_DEQUEUE_COUNT", _default("max_dequeue_count"), minimum=1),
+            completion_ttl_s=_int(env, "COMPLETION_TTL_SECONDS", _default("completion_ttl_s"), minimum=60),
+            fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", _default("fanout_stale_after_s")),
             storage_identity=storage_identity,
             azure_client_id=_text(env, "AZURE_CLIENT_ID", ""),
             output_url_mode=url_mode,
             output_sas_ttl_s=sas_ttl,
-            redis_entra_auth=_bool(env, "REDIS_ENTRA_AUTH", False),
+            redis_credential=_redis_credential(env),
             appinsights_connection_string=Secret(env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip()),
             appinsights_authentication_string=_text(env, "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", ""),
             running_in_azure=bool(env.get("WEBSITE_INSTANCE_ID", "").strip()),
@@ -259,6 +273,11 @@ class Settings:
 
             refuse_development_defaults(settings)
         return settings
+
+
+def _default(name: str) -> Any:
+    """A field's default, written once on ``Settings`` below and read here by ``from_env``."""
+    return Settings.__dataclass_fields__[name].default
 
 
 @lru_cache(maxsize=1)

@@ -11,10 +11,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared import services
+from shared.container import Dependencies
 from shared.errors import NotFound, Problem, TransientFailure, ValidationError
 from shared.fanout import resume_if_stale
-from shared.models import ImageRecord
 from shared.output_storage import with_presentable_urls
 from shared.report import output_csv, status_document
 
@@ -45,26 +44,22 @@ def canonical_request_id(raw: str) -> str:
     return str(parsed)
 
 
-def get_status(query: StatusQuery) -> StatusAnswer:
+def get_status(deps: Dependencies, query: StatusQuery) -> StatusAnswer:
     request_id = canonical_request_id(query.request_id)
-    store = services.store()
+    store = deps.store
     record = store.get_request(request_id)
     if record is None:
         raise NotFound(f"no request {request_id}")
     if record.fanout_completed_at is None:
-        _resume(request_id, record.created_at)
+        _resume(deps, request_id, record.created_at)
     if query.as_csv:
-        return StatusAnswer(None, output_csv(_presentable(store.list_images(request_id))))
-    images = _presentable(store.list_images(request_id)) if query.include_images else None
+        return StatusAnswer(None, output_csv(with_presentable_urls(store.list_images(request_id), deps.output)))
+    images = with_presentable_urls(store.list_images(request_id), deps.output) if query.include_images else None
     return StatusAnswer(status_document(record, images, store.delivery_attempts(request_id)), None)
 
 
-def _presentable(images: list[ImageRecord]) -> list[ImageRecord]:
-    return with_presentable_urls(images, services.output_storage())
-
-
-def _resume(request_id: str, created_at: datetime) -> None:
+def _resume(deps: Dependencies, request_id: str, created_at: datetime) -> None:
     try:
-        resume_if_stale(services.store(), request_id, created_at, services.settings().fanout_stale_after_s)
+        resume_if_stale(deps, request_id, created_at, deps.settings.fanout_stale_after_s)
     except TransientFailure:  # the answer is still worth giving; the next query tries again
         logger.warning("could not resume the fan-out of request %s", request_id, exc_info=True)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from shared import store_sql as sql
 from shared.database import SQLITE_BUSY_TIMEOUT_S, Database, sqlite_connector, sqlserver_connector
-from shared.errors import ImgpipeError
+from shared.errors import MAX_ERROR_CHARS, DuplicateRequest
 from shared.models import (
     DeliveryAttempt,
     ImageOutcome,
@@ -40,14 +40,7 @@ T = TypeVar("T")
 
 BULK_ROWS = 1000  # rows per executemany call: bounds the parameter lists held in memory
 IN_LIST_SIZE = 500  # seqs per "IN (...)" (SQL Server allows 2,100 parameters a statement)
-MAX_ERROR_CHARS = 1000
-
-class DuplicateRequest(ImgpipeError):
-    """Raised by ``create_request`` when the idempotency key already belongs to ``request_id``."""
-
-    def __init__(self, request_id: str) -> None:
-        super().__init__(f"the idempotency key is already used by request {request_id}")
-        self.request_id = request_id
+__all__ = ["MAX_ERROR_CHARS", "DuplicateRequest", "Store"]  # re-exported for callers of the old names
 
 
 def _now() -> datetime:

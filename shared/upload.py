@@ -7,10 +7,11 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from shared import services
+from shared.container import Dependencies
 from shared.csv_input import parse_products
 from shared.errors import (
     DependencyMissing,
+    DuplicateRequest,
     ImgpipeError,
     PayloadTooLarge,
     Problem,
@@ -19,8 +20,6 @@ from shared.errors import (
 )
 from shared.fanout import fan_out, sweep_stale
 from shared.models import RequestStatus
-from shared.queues import require_queue
-from shared.store import DuplicateRequest, Store
 from shared.urls import url_problem
 
 logger = logging.getLogger(__name__)
@@ -45,14 +44,14 @@ class UploadAccepted:
     replayed: bool  # an earlier upload with the same Idempotency-Key is answered again
 
 
-def accept_upload(upload: UploadInput) -> UploadAccepted:
-    settings = services.settings()
+def accept_upload(deps: Dependencies, upload: UploadInput) -> UploadAccepted:
+    settings = deps.settings
     option_problems = _option_problems(upload)
-    store = services.store()
+    store = deps.store
     if upload.idempotency_key and not option_problems:
         existing = store.find_by_idempotency_key(upload.idempotency_key)
         if existing is not None:
-            return _replay(store, existing)
+            return _replay(deps, existing)
     if len(upload.csv_data) > settings.max_csv_bytes:
         raise PayloadTooLarge(f"the CSV is larger than {settings.max_csv_bytes} bytes")
     try:
@@ -67,17 +66,17 @@ def accept_upload(upload: UploadInput) -> UploadAccepted:
         raise ValidationError(option_problems)
     # A missing queue is a deployment problem: answer 503 with its reason, never a 202 for work
     # that cannot be enqueued.
-    require_queue(services.image_queue())
-    _sweep(store, settings.fanout_stale_after_s)
+    deps.image_queue.check()
+    _sweep(deps)
     request_id = str(uuid.uuid4())
     webhook_url = upload.webhook_url or settings.default_webhook_url or None
     try:
         store.create_request(request_id, products, webhook_url, upload.idempotency_key)
     except DuplicateRequest as duplicate:  # the same key raced us: answer as its replay
-        return _replay(store, duplicate.request_id)
+        return _replay(deps, duplicate.request_id)
     images = sum(len(product.urls) for product in products)
     logger.info("request %s stored: %d products, %d images", request_id, len(products), images)
-    _fan_out_or_defer(store, request_id)
+    _fan_out_or_defer(deps, request_id)
     return UploadAccepted(request_id, RequestStatus.PENDING, len(products), images, replayed=False)
 
 
@@ -94,26 +93,26 @@ def _option_problems(upload: UploadInput) -> list[Problem]:
     return problems
 
 
-def _sweep(store: Store, stale_after_s: float) -> None:
+def _sweep(deps: Dependencies) -> None:
     try:
-        sweep_stale(store, stale_after_s)
+        sweep_stale(deps, deps.settings.fanout_stale_after_s)
     except ImgpipeError:  # the sweep is a courtesy to earlier requests; this upload goes on
         logger.warning("the fan-out sweep failed", exc_info=True)
 
 
-def _replay(store: Store, request_id: str) -> UploadAccepted:
-    record = store.get_request(request_id)
+def _replay(deps: Dependencies, request_id: str) -> UploadAccepted:
+    record = deps.store.get_request(request_id)
     if record is None:  # deleted between the look-up and now
         raise TransientFailure("the earlier request with this Idempotency-Key is gone; retry")
     if record.fanout_completed_at is None:
-        _fan_out_or_defer(store, request_id)
+        _fan_out_or_defer(deps, request_id)
     return UploadAccepted(request_id, record.status, record.products, record.images, replayed=True)
 
 
-def _fan_out_or_defer(store: Store, request_id: str) -> None:
+def _fan_out_or_defer(deps: Dependencies, request_id: str) -> None:
     """Fan out now; if the queue fails, the stored request is resumed later, so still accept it."""
     try:
-        fan_out(store, request_id)
+        fan_out(deps, request_id)
     except DependencyMissing:
         raise  # the queue vanished: 503 with the reason; the stored request resumes once it exists
     except TransientFailure:

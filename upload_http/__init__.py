@@ -9,7 +9,8 @@ from shared import upload
 def main(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
     with adapter.http_invocation("upload_http", context):
         try:
-            accepted = upload.accept_upload(adapter.upload_input(req))
+            deps = adapter.dependencies()
+            accepted = upload.accept_upload(deps, adapter.upload_input(req, deps.settings))
         except Exception as exc:
             return adapter.error_response(exc)
         return adapter.accepted_response(req, accepted)

@@ -11,7 +11,6 @@ Usage: ``python -m bench.prototypes.stage_cpu --count 200``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,15 +28,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = photo_names(2.0, args.count)
     with bench_stack("stage-cpu", photos_dir(2.0), DISABLE_PROCESSING) as stack:
         stack.run_accept_only(stack.urls(names))
-        os.environ.update(stack.app.env)
-        from shared import process, services
+        from shared import process
+        from shared.container import build_dependencies
         from shared.imaging import compress_image
         from shared.models import ImageOutcome
         from shared.outbound import download
+        from shared.queues import queue_client
+        from shared.settings import Settings
 
-        services.reset()
-        settings = services.settings()
-        queue = services.image_queue()
+        settings = Settings.from_env(stack.app.env)
+        deps = build_dependencies(settings)
+        queue = queue_client(settings.storage_connection_string, settings.image_queue)
         messages: list[Any] = []
         while len(messages) < args.count:
             page = list(next(queue.receive_messages(messages_per_page=32, visibility_timeout=600).by_page(), []))
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             totals[name] = totals.get(name, 0.0) + time.process_time() - started
             return result
 
-        store = services.store()
+        store = deps.store
         for message in messages:
             task = timed("parse", process.parse_task, message.content)
             timed("image_status", store.image_status, task.request_id, task.seq)
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data = timed(
                 "download",
                 download,
-                services.http_session(),
+                deps.http,
                 task.url,
                 max_bytes=settings.max_image_bytes,
                 connect_timeout_s=5,
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             url = timed(
                 "output put",
-                services.output_storage().put,
+                deps.output.put,
                 f"{task.request_id}/{task.seq:05d}.jpg",
                 image.data,
                 image.content_type,
@@ -96,14 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             timed("record_done", store.record_done, task.request_id, task.seq, outcome)
             timed(
                 "redis fan-in",
-                services.completion_tracker().record,
+                deps.completion.record,
                 task.request_id,
                 task.seq,
                 task.total,
                 seed=lambda request_id=task.request_id: store.terminal_seqs(request_id),
             )
             timed("queue delete (client)", queue.delete_message, message.id, message.pop_receipt)
-        services.reset()
+        queue.close()
+        deps.close()
     for name, seconds in totals.items():
         print(f"{name:24} {seconds * 1000 / max(1, len(messages)):7.2f} ms CPU per image")
     return 0

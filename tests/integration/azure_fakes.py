@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.http_servers import RecordedRequest, Reply, serve_in_thread
-from tests.support.services import AZURITE_BIN, ServiceUnavailable, _spawn, _stop, free_port, wait_for_port
+from devtools.http_servers import RecordedRequest, Reply, serve_in_thread
+from devtools.servers import AZURITE_BIN, ServiceUnavailable, _spawn, _stop, free_port, wait_for_port
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 IDENTITY_OBJECT_ID = "5f0c8e3a-1b7d-4c55-9e8b-3b0e3f2a9d10"

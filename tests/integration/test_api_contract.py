@@ -1,7 +1,7 @@
 """openapi.yaml against what the running host really answers and really sends.
 
 Every response here comes from the local host over HTTP (no hand-built objects) and is checked
-with ``tests/support/openapi_check.py``: the status must be documented for the operation, the
+with ``devtools/openapi_check.py``: the status must be documented for the operation, the
 content type listed, required headers present and a JSON body valid against its schema. The
 webhook is checked as the receiver got it (raw headers and body).
 """
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.conftest import csv_for, photo_jpeg
-from tests.support.apphost import AppStack
-from tests.support.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
-from tests.support.openapi_check import SpecMismatch, assert_matches, assert_webhook_matches, load_spec
+from devtools.apphost import AppStack
+from devtools.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
+from devtools.openapi_check import SpecMismatch, assert_matches, assert_webhook_matches, load_spec
+from devtools.samples import csv_for, photo_jpeg
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,13 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.storage.queue import QueueClient
 
-from shared import queues, services
-from shared.health import CheckStatus
+from devtools.servers import ServiceUnavailable, in_ci
+from shared import queues
+from shared.azure_storage import storage_account
+from shared.container import Dependencies, build_dependencies
+from shared.health import CheckStatus, HealthMonitor, dependency_checks
+from shared.queues import app_queue_client
+from shared.settings import Settings
 from tests.integration.azure_fakes import (
     CLIENT_ID,
     IdentityEndpoint,
@@ -31,7 +36,6 @@ from tests.integration.azure_fakes import (
     identity_endpoint,
     tls_pair,
 )
-from tests.support.services import ServiceUnavailable, in_ci
 
 pytestmark = pytest.mark.integration
 
@@ -89,23 +93,29 @@ def app_env(
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    services.reset()
     yield env
-    services.reset()
 
 
-def _no_account_key_anywhere(env: dict[str, str]) -> None:
+@pytest.fixture()
+def deps(app_env: dict[str, str]) -> Iterator[Dependencies]:
+    """The app's real dependency container, built from the identity-based settings."""
+    built = build_dependencies(Settings.from_env())
+    yield built
+    built.close()
+
+
+def _no_account_key_anywhere(env: dict[str, str], settings: Settings) -> None:
     assert "AzureWebJobsStorage" not in env
     assert not any("AccountKey" in value or "SharedAccessSignature" in value for value in env.values())
-    assert services.settings().storage_connection_string == ""
-    assert services.storage_account().uses_identity
+    assert settings.storage_connection_string == ""
+    assert storage_account(settings).uses_identity
 
 
-def test_queue_send_and_receive_with_a_managed_identity_token(app_env: dict[str, str], identity) -> None:
-    _no_account_key_anywhere(app_env)
-    queue = services.image_queue()
+def test_queue_send_and_receive_with_a_managed_identity_token(app_env, deps: Dependencies, identity) -> None:
+    _no_account_key_anywhere(app_env, deps.settings)
+    queue = app_queue_client(storage_account(deps.settings), deps.settings.image_queue)
     queues.ensure_queue(queue)
-    queues.send(queue, {"request_id": "r-1", "seq": 0})
+    deps.image_queue.send({"request_id": "r-1", "seq": 0})
     received = queue.receive_message(visibility_timeout=30)
     assert received is not None and json.loads(received.content) == {"request_id": "r-1", "seq": 0}
     # The token came from the managed-identity endpoint, for Storage, for the configured identity.
@@ -126,10 +136,10 @@ def test_azurite_really_checks_the_token(app_env: dict[str, str], oauth_azurite:
 
 
 def test_outputs_are_private_and_served_through_a_read_only_user_delegation_sas(
-    app_env: dict[str, str], tls: TlsPair
+    app_env: dict[str, str], deps: Dependencies, tls: TlsPair
 ) -> None:
-    _no_account_key_anywhere(app_env)
-    storage = services.output_storage()
+    _no_account_key_anywhere(app_env, deps.settings)
+    storage = deps.output
     storage.prepare()
     recorded = storage.put("req-1/00000.jpg", b"\xff\xd8compressed\xff\xd9", "image/jpeg")
     url = storage.presentable(recorded)
@@ -157,21 +167,28 @@ def test_health_reports_each_dependency_and_names_a_missing_queue(
     app_env: dict[str, str], redis_server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    services.reset()
-    services.image_queue().create_queue()
-    services.notify_queue().create_queue()
-    services.output_storage().prepare()
-    report = services.health_monitor().report()
-    assert report.healthy, report.as_dict()
-    image_check = f"queue:{app_env['IMAGE_QUEUE_NAME']}"
-    assert {check.name for check in report.checks} == {
-        "database", "redis", image_check, f"queue:{app_env['NOTIFY_QUEUE_NAME']}", "output_storage",
-    }
-    services.image_queue().delete_queue()
-    services.reset()  # a fresh monitor: the cached report would otherwise answer for a few seconds
-    report = services.health_monitor().report()
-    assert not report.healthy
-    failed = {check.name: check for check in report.checks if check.status is not CheckStatus.OK}
-    assert list(failed) == [image_check]
-    expected = f"queue '{app_env['IMAGE_QUEUE_NAME']}' does not exist (create it with the deployment)"
-    assert failed[image_check].reason == expected
+    settings = Settings.from_env()
+    account = storage_account(settings)
+    image_queue = app_queue_client(account, settings.image_queue)
+    for queue in (image_queue, app_queue_client(account, settings.notify_queue)):
+        queue.create_queue()
+    deps = build_dependencies(settings)
+    deps.output.prepare()
+    monitor = HealthMonitor(dependency_checks(deps), cache_s=0)
+    try:
+        report = monitor.report()
+        assert report.healthy, report.as_dict()
+        image_check = f"queue:{settings.image_queue}"
+        assert {check.name for check in report.checks} == {
+            "database", "redis", image_check, f"queue:{settings.notify_queue}", "output_storage",
+        }
+        image_queue.delete_queue()
+        report = monitor.report()
+        assert not report.healthy
+        failed = {check.name: check for check in report.checks if check.status is not CheckStatus.OK}
+        assert list(failed) == [image_check]
+        expected = f"queue '{settings.image_queue}' does not exist (create it with the deployment)"
+        assert failed[image_check].reason == expected
+    finally:
+        monitor.close()
+        deps.close()

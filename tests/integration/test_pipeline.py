@@ -11,8 +11,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import csv_for, photo_jpeg
-from tests.support.http_servers import Reply
+from devtools.http_servers import Reply
+from devtools.samples import csv_for, photo_jpeg
 
 pytestmark = pytest.mark.integration
 

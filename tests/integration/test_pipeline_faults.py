@@ -20,11 +20,11 @@ import pytest
 import redis
 import requests
 
+from devtools.apphost import AppStack, HostProcess
+from devtools.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
+from devtools.samples import csv_for, photo_jpeg
 from shared.fanin import completion_keys
 from shared.queues import encode, queue_client
-from tests.integration.conftest import csv_for, photo_jpeg
-from tests.support.apphost import AppStack, HostProcess
-from tests.support.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
 
 pytestmark = pytest.mark.integration
 

@@ -16,6 +16,15 @@ from dataclasses import dataclass
 import pytest
 import redis
 
+from devtools.servers import (
+    ServiceUnavailable,
+    _spawn,
+    _stop,
+    free_port,
+    in_ci,
+    redis_server_binary,
+    wait_for_port,
+)
 from shared.fanin import CompletionTracker
 from shared.redis_connection import REDIS_RESOURCE, redis_from_settings
 from shared.settings import Settings
@@ -27,15 +36,6 @@ from tests.integration.azure_fakes import (
     identity_endpoint,
     tls_pair,
 )
-from tests.support.services import (
-    ServiceUnavailable,
-    _spawn,
-    _stop,
-    free_port,
-    in_ci,
-    redis_server_binary,
-    wait_for_port,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +45,10 @@ class TlsRedis:
     port: int
     tls: TlsPair
 
-    def url(self, scheme: str = "rediss", ca: bool = True) -> str:
+    def url(self, scheme: str = "rediss", ca: bool = True, user: str = "") -> str:
         query = f"?ssl_ca_certs={self.tls.cert}" if ca else ""
-        return f"{scheme}://127.0.0.1:{self.port}/0{query}"
+        userinfo = f"{user}@" if user else ""
+        return f"{scheme}://{userinfo}127.0.0.1:{self.port}/0{query}"
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +121,9 @@ def test_entra_id_login_with_the_managed_identitys_token(tls_redis: TlsRedis, id
     admin.execute_command("ACL", "SETUSER", IDENTITY_OBJECT_ID, "on", f">{token}", "~*", "&*", "+@all")
     admin.execute_command("ACL", "SETUSER", "default", "off")  # from now on only the identity gets in
     try:
-        client = redis_from_settings(
-            settings_for(tls_redis.url(), REDIS_ENTRA_AUTH="true", AZURE_CLIENT_ID=CLIENT_ID)
-        )
+        # As the template writes it: the identity's object id as the user name, no password.
+        url = tls_redis.url(user=IDENTITY_OBJECT_ID)
+        client = redis_from_settings(settings_for(url, REDIS_CREDENTIAL="managedidentity", AZURE_CLIENT_ID=CLIENT_ID))
         try:
             assert client.ping()
             assert client.acl_whoami() == IDENTITY_OBJECT_ID

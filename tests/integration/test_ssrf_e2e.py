@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from devtools.apphost import AppStack
+from devtools.http_servers import Reply, RunningServer, serve_in_thread
+from devtools.samples import csv_for
 from shared.queues import queue_client
-from tests.integration.conftest import csv_for
-from tests.support.apphost import AppStack
-from tests.support.http_servers import Reply, RunningServer, serve_in_thread
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from scripts import stack as run_stack
-from tests.support.apphost import AppStack
+from devtools import stack as run_stack
+from devtools.apphost import AppStack
 
 pytestmark = pytest.mark.integration
 

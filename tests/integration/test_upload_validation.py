@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import requests
 
+from devtools.apphost import AppStack
+from devtools.image_server import ImageServer
+from devtools.samples import csv_for
 from shared.queues import queue_client
-from tests.integration.conftest import ImageServer, csv_for
-from tests.support.apphost import AppStack
 
 pytestmark = pytest.mark.integration
 

@@ -25,10 +25,10 @@ from urllib.parse import unquote, urlsplit
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from devtools.apphost import AppStack
+from devtools.webhook_receiver import WebhookReceiver
 from shared.notify import delivery_id_for
 from shared.queues import queue_client
-from tests.support.apphost import AppStack
-from tests.support.webhook_receiver import WebhookReceiver
 
 OUTPUT_NAME = re.compile(r"^(\d{5})\.([a-z0-9]+)$")
 

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import image_server, make_stack  # noqa: F401 - fixtures reused as they are
+from devtools.apphost import ROOT, TEST_WEBHOOK_SECRET
+from devtools.webhook_receiver import WebhookReceiver, running_receiver
 from tests.reliability.checker import JobCheck
-from tests.support.apphost import ROOT, TEST_WEBHOOK_SECRET
-from tests.support.webhook_receiver import WebhookReceiver, running_receiver
 
 REPORT_PATH = ROOT / ".data" / "reliability.md"
 

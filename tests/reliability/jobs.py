@@ -6,9 +6,10 @@ import threading
 from functools import lru_cache
 from typing import Any
 
-from tests.integration.conftest import ImageServer, csv_for, photo_jpeg
-from tests.support.apphost import AppStack
-from tests.support.http_servers import Reply
+from devtools.apphost import AppStack
+from devtools.http_servers import Reply
+from devtools.image_server import ImageServer
+from devtools.samples import csv_for, photo_jpeg
 
 JOB_IMAGES = 50
 URLS_PER_PRODUCT = 5

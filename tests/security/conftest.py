@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import image_server, make_stack, webhook  # noqa: F401 - fixtures
-from tests.support.apphost import AppStack
+from devtools.apphost import AppStack
 
 TRIPWIRE_DIR = Path(__file__).resolve().parent / "tripwire"
 

@@ -15,8 +15,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
+from devtools.openapi_check import SPEC_PATH
 from tests.security.conftest import NO_QUEUE_FUNCTIONS
-from tests.support.openapi_check import SPEC_PATH
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.conftest import csv_for
+from devtools.samples import csv_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_KEY = "fk-" + secrets.token_urlsafe(24)

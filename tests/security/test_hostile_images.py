@@ -13,9 +13,9 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import csv_for, photo_jpeg
-from tests.support import images
-from tests.support.http_servers import Reply, endless, redirect, trickle
+from devtools import images
+from devtools.http_servers import Reply, endless, redirect, trickle
+from devtools.samples import csv_for, photo_jpeg
 
 pytestmark = pytest.mark.integration
 

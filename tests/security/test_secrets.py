@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.integration.conftest import csv_for
-from tests.support.http_servers import Reply, redirect
-from tests.support.services import ACCOUNT_KEY, free_port, redis_server_binary, wait_for_port
-from tests.support.webhook_receiver import WebhookReceiver, running_receiver
+from devtools.http_servers import Reply, redirect
+from devtools.samples import csv_for
+from devtools.servers import ACCOUNT_KEY, free_port, redis_server_binary, wait_for_port
+from devtools.webhook_receiver import WebhookReceiver, running_receiver
 
 pytestmark = pytest.mark.integration
 

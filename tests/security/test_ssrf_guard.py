@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from devtools.http_servers import Reply, RunningServer, redirect, serve_in_thread
 from shared.errors import UrlRefused
 from shared.outbound import build_session, download
 from shared.settings import Secret, Settings
 from shared.webhook import DeliveryVerdict, WebhookSender
-from tests.support.http_servers import Reply, RunningServer, redirect, serve_in_thread
 
 FAKE_PUBLIC = "93.184.216.34"
 JPEG = b"\xff\xd8\xff\xe0 a public image \xff\xd9"

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import csv_for
-from tests.support.http_servers import Reply, RunningServer, serve_in_thread
+from devtools.http_servers import Reply, RunningServer, serve_in_thread
+from devtools.samples import csv_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from tests.integration.conftest import csv_for
+from devtools.http_servers import Reply, serve_in_thread
+from devtools.samples import csv_for
 from tests.security.conftest import TRIPWIRE_DIR
-from tests.support.http_servers import Reply, serve_in_thread
 
 PROBE = """
 import socket, sys

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-import tests.support.webhook_receiver as receiver_module
+import devtools.webhook_receiver as receiver_module
+from devtools.http_servers import RecordedRequest
+from devtools.webhook_receiver import WebhookReceiver, running_receiver
 from shared.outbound import build_session
 from shared.settings import Secret, Settings
 from shared.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSender, sign, verify
-from tests.support.http_servers import RecordedRequest
-from tests.support.webhook_receiver import WebhookReceiver, running_receiver
 
 SECRET = "replay-test-secret"
 BODY = b'{"request_id":"5b1c7f8e-7a53-4f6e-9c1d-3a2b1c0d9e8f","status":"Completed"}'

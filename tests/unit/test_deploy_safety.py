@@ -22,8 +22,8 @@ AZURE = {  # what the Bicep template sets
     "AZURE_CLIENT_ID": "0d9b4e31-6f1c-4b9a-8a57-2f4e1c3d5b6a",
     "SQLSERVER_CONNECTION_STRING": "Driver={ODBC Driver 18 for SQL Server};"
     "Server=tcp:sql-img.database.windows.net,1433;Database=imgpipe;Encrypt=yes;Authentication=ActiveDirectoryMsi;UID=0d9b4e31-6f1c-4b9a-8a57-2f4e1c3d5b6a",
-    "REDIS_URL": "rediss://redis-img.redis.cache.windows.net:6380/0",
-    "REDIS_ENTRA_AUTH": "true",
+    "REDIS_URL": "rediss://5f0c8e3a-1b7d-4c55-9e8b-3b0e3f2a9d10@redis-img.redis.cache.windows.net:6380/0",
+    "REDIS_CREDENTIAL": "managedidentity",
     "OUTPUT_STORAGE": "blob",
     "OUTPUT_CONTAINER": "processed-images",
     "OUTPUT_URL_MODE": "sas",
@@ -68,7 +68,7 @@ def test_the_same_settings_outside_azure_are_fine() -> None:
          "unresolved Key Vault reference"),
         ({"WEBHOOK_SECRET": ""}, "WEBHOOK_SECRET is not set"),
         ({"REDIS_URL": "redis://redis-img.redis.cache.windows.net:6379/0"}, "REDIS_URL is not TLS"),
-        ({"REDIS_ENTRA_AUTH": "false"}, "REDIS_URL has no password"),
+        ({"REDIS_CREDENTIAL": ""}, "REDIS_URL has no password"),
         ({"OUTBOUND_ALLOWLIST": "169.254.169.254/32"}, "OUTBOUND_ALLOWLIST opens"),
         ({"AzureWebJobsStorage__blobServiceUri": "https://127.0.0.1:10000/devstoreaccount1"}, "loopback address"),
         ({"SQLSERVER_CONNECTION_STRING": "Driver={ODBC Driver 18 for SQL Server};Server=tcp:s,1433;"

@@ -1,7 +1,8 @@
 """The function folders' main() called directly, as the worker would, with fakes for the servers.
 
-The database is a real SQLite file; the queue, Redis and outbound HTTP are fakes, so these run
-without any server.
+The database is a real SQLite file; the queues, the fan-in, outputs and the webhook are the
+in-memory ones of ``shared.memory``, handed in through ``functions_adapter.set_dependencies``, so
+these run without any server.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import base64
 import importlib
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,55 +20,18 @@ import azure.functions as func
 import pytest
 from azure.functions.queue import QueueMessage
 
-from shared import process, services
+from shared import functions_adapter, process
+from shared.container import Dependencies
 from shared.errors import PermanentFailure, TransientFailure
+from shared.memory import memory_dependencies
 from shared.models import ImageStatus
+from shared.settings import Settings
+from shared.store import Store
 
 upload_http = importlib.import_module("upload_http")
 status_http = importlib.import_module("status_http")
 process_queue = importlib.import_module("process_queue")
 notify_queue = importlib.import_module("notify_queue")
-
-
-class FakeQueue:
-    queue_name = "fake"
-
-    def __init__(self, fail_after: int | None = None) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.fail_after = fail_after
-        self.missing = False
-
-    def get_queue_properties(self) -> dict[str, Any]:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        if self.missing:
-            raise ResourceNotFoundError("The specified queue does not exist.")
-        return {}
-
-    def send_message(self, content: str, visibility_timeout: int | None = None) -> None:
-        from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError
-
-        if self.missing:
-            raise ResourceNotFoundError("The specified queue does not exist.")
-        if self.fail_after is not None and len(self.sent) >= self.fail_after:
-            raise ServiceRequestError("queue unreachable")
-        self.sent.append(json.loads(content))
-
-    def close(self) -> None:
-        pass
-
-
-class FakeTracker:
-    def __init__(self) -> None:
-        self.done: dict[str, set[int]] = {}
-
-    def record(self, request_id: str, seq: int, total: int, seed: Any, reseed: bool = False) -> bool:
-        finished = self.done.setdefault(request_id, set(seed()))
-        if reseed:
-            finished.update(seed())
-        before = len(finished)
-        finished.add(seq)
-        return len(finished) == total and before < total
 
 
 class Out:
@@ -81,21 +46,26 @@ class Out:
 
 
 @pytest.fixture()
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-    monkeypatch.setenv("SQLITE_PATH", str(tmp_path / "db.sqlite3"))
-    monkeypatch.setenv("OUTPUT_DIR", str(tmp_path / "out"))
-    monkeypatch.setenv("WEBHOOK_SECRET", "")
-    services.reset()
-    fakes: dict[str, Any] = {"image_queue": FakeQueue(), "notify_queue": FakeQueue(), "tracker": FakeTracker()}
-    monkeypatch.setitem(services._cache, "image_queue", fakes["image_queue"])
-    monkeypatch.setitem(services._cache, "notify_queue", fakes["notify_queue"])
-    monkeypatch.setitem(services._cache, "tracker", fakes["tracker"])
-    yield fakes
-    services._cache.pop("image_queue", None)
-    services._cache.pop("notify_queue", None)
-    services._cache.pop("tracker", None)
-    services.reset()
+def app(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    settings = Settings.from_env({
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+        "OUTPUT_DIR": str(tmp_path / "out"),
+    })
+    store = Store.for_sqlite(settings.sqlite_path)
+    store.ensure_schema()
+    deps = memory_dependencies(settings, store)
+    functions_adapter.set_dependencies(deps)
+    yield {"deps": deps, "store": store, "image_queue": deps.image_queue, "notify_queue": deps.notify_queue}
+    functions_adapter.set_dependencies(None)
+    deps.close()
+
+
+def use(app: dict[str, Any], **changes: Any) -> None:
+    """Swap some of the test's dependencies, as a worker built with them would have."""
+    deps: Dependencies = replace(app["deps"], **changes)
+    app["deps"] = deps
+    functions_adapter.set_dependencies(deps)
 
 
 def multipart(csv_text: str, **fields: str) -> tuple[bytes, str]:
@@ -130,7 +100,7 @@ def test_upload_stores_and_fans_out_one_message_per_image(app: dict[str, Any]) -
     assert [(m["seq"], m["url"], m["total"]) for m in sent] == [
         (0, "https://img.example/a.jpg", 2), (1, "https://img.example/b.jpg", 2)
     ]
-    record = services.store().get_request(document["request_id"])
+    record = app["store"].get_request(document["request_id"])
     assert record is not None and record.fanout_completed_at is not None
     assert record.webhook_url == "https://hooks.example/x"
 
@@ -141,21 +111,20 @@ def test_a_missing_image_queue_answers_503_with_its_reason_and_stores_nothing(ap
     response = upload(body, content_type)
     assert response.status_code == 503
     document = json.loads(response.get_body())
-    assert "queue 'fake' does not exist" in document["reason"]
+    assert document["reason"] == f"queue '{app['image_queue'].name}' does not exist (create it with the deployment)"
     assert app["image_queue"].sent == []
-    assert services.store().stale_fanouts(datetime.now(UTC) + timedelta(days=1)) == []
+    assert app["store"].stale_fanouts(datetime.now(UTC) + timedelta(days=1)) == []
 
 
 def test_a_queue_deleted_between_the_check_and_the_fan_out_is_a_503_not_a_202(app: dict[str, Any]) -> None:
     queue = app["image_queue"]
-    original = queue.get_queue_properties
+    checked = queue.check
 
-    def vanish_after_check() -> dict[str, Any]:
-        result = original()
+    def vanish_after_check() -> None:
+        checked()
         queue.missing = True
-        return result
 
-    queue.get_queue_properties = vanish_after_check
+    queue.check = vanish_after_check
     body, content_type = multipart(CSV)
     response = upload(body, content_type)
     assert response.status_code == 503
@@ -170,11 +139,11 @@ def test_an_interrupted_fan_out_is_resumed_by_the_same_idempotency_key(app: dict
     first = upload(many.encode(), "text/csv", {"idempotency-key": "k-1"})
     assert first.status_code == 202  # stored: the request is accepted and will be resumed
     request_id = json.loads(first.get_body())["request_id"]
-    assert len(services.store().unenqueued_tasks(request_id)) >= 40 - 10 - 32
+    assert len(app["store"].unenqueued_tasks(request_id)) >= 40 - 10 - 32
     app["image_queue"].fail_after = None
     again = upload(many.encode(), "text/csv", {"idempotency-key": "k-1"})
     assert json.loads(again.get_body())["request_id"] == request_id
-    assert services.store().unenqueued_tasks(request_id) == []
+    assert app["store"].unenqueued_tasks(request_id) == []
     assert {m["seq"] for m in app["image_queue"].sent} == set(range(40))
 
 
@@ -230,14 +199,14 @@ def test_permanent_failures_are_recorded_and_the_last_image_notifies(
     outputs = []
     for message in messages:
         out = Out()
-        process_queue.main(queue_message(message), out)
+        process_queue.main(queue_message(message), out, Out())
         outputs.append(out.value)
     assert outputs[0] is None and json.loads(outputs[1] or "") == {"request_id": request_id}
-    store = services.store()
+    store = app["store"]
     assert {store.image_status(request_id, m["seq"]) for m in messages} == {ImageStatus.FAILED}
     # A redelivery neither works the image again nor fires the notify a second time.
     again = Out()
-    process_queue.main(queue_message(messages[0], dequeue_count=2), again)
+    process_queue.main(queue_message(messages[0], dequeue_count=2), again, Out())
     assert again.value is None
 
 
@@ -249,22 +218,22 @@ def test_transient_failures_raise_until_the_last_attempt(app: dict[str, Any], mo
 
     monkeypatch.setattr(process, "download", flaky)
     with pytest.raises(TransientFailure):
-        process_queue.main(queue_message(messages[0], dequeue_count=4), Out())
-    assert services.store().image_status(request_id, 0) is ImageStatus.PENDING
-    process_queue.main(queue_message(messages[0], dequeue_count=5), Out())
-    images = services.store().list_images(request_id)
+        process_queue.main(queue_message(messages[0], dequeue_count=4), Out(), Out())
+    assert app["store"].image_status(request_id, 0) is ImageStatus.PENDING
+    process_queue.main(queue_message(messages[0], dequeue_count=5), Out(), Out())
+    images = app["store"].list_images(request_id)
     assert images[0].status is ImageStatus.FAILED and "gave up after 5 attempts" in (images[0].error or "")
 
 
 def test_notify_completes_once_and_never_sends_unsigned(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     body, content_type = multipart(CSV, webhook_url="https://hooks.example/x")
     request_id = json.loads(upload(body, content_type).get_body())["request_id"]
-    store = services.store()
+    store = app["store"]
     for seq in (0, 1):
         store.record_failed(request_id, seq, "test")
     message = queue_message({"request_id": request_id})
-    notify_queue.main(message)
-    notify_queue.main(message)
+    notify_queue.main(message, Out())
+    notify_queue.main(message, Out())
     record = store.get_request(request_id)
     assert record is not None and record.status.value == "Completed"
     attempts = store.delivery_attempts(request_id)
@@ -273,10 +242,52 @@ def test_notify_completes_once_and_never_sends_unsigned(app: dict[str, Any], mon
     assert app["notify_queue"].sent == []  # giving up schedules no retry
 
 
-def test_a_message_that_is_not_an_image_task_fails_loudly(app: dict[str, Any]) -> None:
-    bad = QueueMessage(id="m", body=base64.b64encode(b"garbage"), dequeue_count=1)
-    with pytest.raises(PermanentFailure):
-        process_queue.main(bad, Out())
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"garbage",  # not JSON (here: the base64 of the text, as a host that did not decode it hands it over)
+        b"\xff\xfe not utf-8",
+        b"[1, 2]",  # JSON, but not an object
+        b'{"request_id": "r", "seq": 0}',  # lacks url and total
+        b'{"request_id": "r", "seq": 3, "url": "https://img.example/a.jpg", "total": 2}',
+    ],
+)
+def test_a_message_that_is_not_an_image_task_goes_to_poison_at_once(
+    app: dict[str, Any], body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = QueueMessage(id="m-bad", body=base64.b64encode(body) if body == b"garbage" else body, dequeue_count=1)
+    notify, poison = Out(), Out()
+    process_queue.main(message, notify, poison)  # returns: the host deletes it instead of retrying it 5 times
+    assert poison.value == message.get_body().decode("utf-8", errors="replace")
+    assert notify.value is None
+    assert any("m-bad" in r.getMessage() and "poison" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{}", b'{"request_id": ""}'])
+def test_a_malformed_notify_message_goes_to_poison_at_once(app: dict[str, Any], body: bytes) -> None:
+    poison = Out()
+    notify_queue.main(QueueMessage(id="n-bad", body=body, dequeue_count=1), poison)
+    assert poison.value == body.decode()
+    assert app["notify_queue"].sent == []
+
+
+def test_a_config_error_is_a_500_with_an_operator_log_line_and_no_secret(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "s3cr3t-connection-string-AccountKey=abc"
+    functions_adapter.set_dependencies(None)
+    monkeypatch.setenv("AzureWebJobsStorage", secret)
+    monkeypatch.setenv("JPEG_QUALITY", "ninety")  # a setting no retry can fix
+    try:
+        response = upload(CSV.encode(), "text/csv")
+    finally:
+        functions_adapter.set_dependencies(None)
+    assert response.status_code == 500
+    assert "Retry-After" not in response.headers
+    assert secret not in response.get_body().decode()
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("JPEG_QUALITY" in line and "configuration" in line for line in lines)
+    assert not any(secret in line for line in lines)
 
 
 class DownTracker:
@@ -286,15 +297,15 @@ class DownTracker:
 
 def test_with_redis_down_the_database_decides_completion(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     request_id, messages = accepted_request(app)
-    monkeypatch.setitem(services._cache, "tracker", DownTracker())
+    use(app, completion=DownTracker())
 
     def refuse(*args: Any, **kwargs: Any) -> bytes:
         raise PermanentFailure("HTTP 410")
 
     monkeypatch.setattr(process, "download", refuse)
     first, last = Out(), Out()
-    process_queue.main(queue_message(messages[0]), first)
-    process_queue.main(queue_message(messages[1]), last)
+    process_queue.main(queue_message(messages[0]), first, Out())
+    process_queue.main(queue_message(messages[1]), last, Out())
     assert first.value is None
     assert json.loads(last.value or "") == {"request_id": request_id}
 
@@ -317,7 +328,7 @@ def test_a_claim_left_by_a_dead_sender_is_taken_over_but_a_live_one_is_not(app: 
 
     body, content_type = multipart(CSV, webhook_url="https://hooks.example/x")
     request_id = json.loads(upload(body, content_type).get_body())["request_id"]
-    store = services.store()
+    store = app["store"]
     for seq in (0, 1):
         store.record_failed(request_id, seq, "test")
 
@@ -326,10 +337,10 @@ def test_a_claim_left_by_a_dead_sender_is_taken_over_but_a_live_one_is_not(app: 
                                "https://hooks.example/x", None, SENDING, False)
 
     assert store.record_delivery_attempt(claim(timedelta(seconds=1)))
-    notify_queue.main(queue_message({"request_id": request_id}))
+    notify_queue.main(queue_message({"request_id": request_id}), Out())
     assert len(store.delivery_attempts(request_id)) == 1  # someone is sending: leave it alone
     assert app["notify_queue"].sent == []
-    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2))
+    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2), Out())
     assert len(store.delivery_attempts(request_id)) == 1  # a redelivery: maybe its own sender died...
     assert app["notify_queue"].sent == [{"request_id": request_id, "attempt": 1}]  # ...so look again later
 
@@ -337,7 +348,7 @@ def test_a_claim_left_by_a_dead_sender_is_taken_over_but_a_live_one_is_not(app: 
     with store._connection() as connection:  # age the claim as if its sender died long ago
         connection.execute("UPDATE webhook_deliveries SET attempted_at = ?",
                            (store.dialect.to_db(datetime.now(UTC) - timedelta(hours=1)),))
-    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2))
+    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2), Out())
     attempts = store.delivery_attempts(request_id)
     assert [a.attempt for a in attempts] == [1]  # the dead sender's attempt is made again, same number
     assert "WEBHOOK_SECRET" in (attempts[0].error or "")
@@ -348,7 +359,7 @@ def test_a_failure_after_claiming_gives_the_claim_back(app: dict[str, Any], monk
 
     body, content_type = multipart(CSV, webhook_url="https://hooks.example/x")
     request_id = json.loads(upload(body, content_type).get_body())["request_id"]
-    store = services.store()
+    store = app["store"]
     for seq in (0, 1):
         store.record_failed(request_id, seq, "test")
 
@@ -357,10 +368,10 @@ def test_a_failure_after_claiming_gives_the_claim_back(app: dict[str, Any], monk
 
     monkeypatch.setattr(notify, "webhook_payload", busy)
     with pytest.raises(TransientFailure):
-        notify_queue.main(queue_message({"request_id": request_id}))
+        notify_queue.main(queue_message({"request_id": request_id}), Out())
     assert store.delivery_attempts(request_id) == []
     monkeypatch.undo()
-    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2))
+    notify_queue.main(queue_message({"request_id": request_id}, dequeue_count=2), Out())
     assert [a.attempt for a in store.delivery_attempts(request_id)] == [1]
 
 
@@ -375,10 +386,9 @@ def test_an_upload_sweeps_fan_outs_left_stale(app: dict[str, Any], monkeypatch: 
     app["image_queue"].fail_after = 0
     first = upload(CSV.encode(), "text/csv")
     stuck = json.loads(first.get_body())["request_id"]
-    assert len(services.store().unenqueued_tasks(stuck)) == 2
+    assert len(app["store"].unenqueued_tasks(stuck)) == 2
     app["image_queue"].fail_after = None
-    monkeypatch.setenv("FANOUT_STALE_AFTER_SECONDS", "0")
-    services.get_settings.cache_clear()
+    use(app, settings=replace(app["deps"].settings, fanout_stale_after_s=0.0))
     upload(CSV.encode(), "text/csv")
-    assert services.store().unenqueued_tasks(stuck) == []
+    assert app["store"].unenqueued_tasks(stuck) == []
     assert sum(1 for m in app["image_queue"].sent if m["request_id"] == stuck) == 2

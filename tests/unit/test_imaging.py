@@ -8,9 +8,9 @@ from functools import cache
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from devtools import images
 from shared.errors import PermanentFailure
 from shared.imaging import MIN_TARGET_QUALITY, compress_image
-from tests.support import images
 
 MAX_PIXELS = 10_000_000
 

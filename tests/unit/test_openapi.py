@@ -14,6 +14,7 @@ import requests
 from openapi_spec_validator import validate as validate_openapi
 from requests.adapters import BaseAdapter
 
+from devtools.openapi_check import SpecMismatch, assert_matches, assert_webhook_matches, load_spec
 from shared import functions_adapter
 from shared.errors import (
     ConfigError,
@@ -30,7 +31,6 @@ from shared.report import output_csv, status_document, webhook_payload
 from shared.status import StatusAnswer
 from shared.upload import UploadAccepted
 from shared.webhook import WebhookSender
-from tests.support.openapi_check import SpecMismatch, assert_matches, assert_webhook_matches, load_spec
 from tests.unit.test_report import REQUEST_ID, attempt, image, request, sample_images
 
 STATUS = "/api/status/{request_id}"

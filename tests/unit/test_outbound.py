@@ -8,10 +8,10 @@ import socket
 import pytest
 import requests
 
+from devtools.http_servers import Reply, endless, redirect, serve_in_thread, trickle
 from shared.errors import ConfigError, PermanentFailure, TransientFailure, UrlRefused
 from shared.outbound import build_session, check_url, download
 from shared.settings import Secret, Settings
-from tests.support.http_servers import Reply, endless, redirect, serve_in_thread, trickle
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 BODY = b"\xff\xd8not really a jpeg but bytes are bytes\xff\xd9"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import azure.functions as func
@@ -27,8 +28,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from shared import services, telemetry
+from shared import functions_adapter, telemetry
+from shared.errors import TransientFailure
+from shared.memory import memory_dependencies
 from shared.notify import delivery_id_for
+from shared.settings import Settings
+from shared.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 process_queue = importlib.import_module("process_queue")
@@ -70,14 +75,17 @@ def logs() -> Iterator[InMemoryLogRecordExporter]:
 
 
 @pytest.fixture()
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-    monkeypatch.setenv("SQLITE_PATH", str(tmp_path / "db.sqlite3"))
-    monkeypatch.setenv("OUTPUT_DIR", str(tmp_path / "out"))
-    monkeypatch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING", raising=False)
-    services.reset()
+def app(tmp_path: Path) -> Iterator[None]:
+    settings = Settings.from_env({
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true", "SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+    })
+    store = Store.for_sqlite(settings.sqlite_path)
+    store.ensure_schema()
+    deps = memory_dependencies(settings, store)
+    functions_adapter.set_dependencies(deps)
     yield
-    services.reset()
+    functions_adapter.set_dependencies(None)
+    deps.close()
 
 
 def queue_message(body: dict[str, object]) -> QueueMessage:
@@ -92,7 +100,7 @@ class Out:
 def test_an_image_invocation_is_one_consumer_span_with_its_request_id_and_seq(app, spans, logs) -> None:
     request_id = str(uuid.uuid4())
     process_queue.main(queue_message({"request_id": request_id, "seq": 3, "url": "https://x/a.jpg", "total": 5}),
-                       Out())
+                       Out(), Out())
     finished = spans.get_finished_spans()
     invocations = [s for s in finished if s.name == "process_queue"]
     assert len(invocations) == 1
@@ -111,7 +119,7 @@ def test_an_image_invocation_is_one_consumer_span_with_its_request_id_and_seq(ap
 
 def test_a_notify_invocation_carries_the_webhook_delivery_id(app, spans) -> None:
     request_id = str(uuid.uuid4())
-    notify_queue.main(queue_message({"request_id": request_id}))
+    notify_queue.main(queue_message({"request_id": request_id}), Out())
     (span,) = [s for s in spans.get_finished_spans() if s.name == "notify_queue"]
     assert span.attributes[telemetry.REQUEST_ID] == request_id
     assert span.attributes[telemetry.DELIVERY_ID] == delivery_id_for(request_id)
@@ -120,7 +128,7 @@ def test_a_notify_invocation_carries_the_webhook_delivery_id(app, spans) -> None
 
 def test_ids_do_not_leak_from_one_invocation_into_the_next(app, spans, logs) -> None:
     request_id = str(uuid.uuid4())
-    notify_queue.main(queue_message({"request_id": request_id}))
+    notify_queue.main(queue_message({"request_id": request_id}), Out())
     logging.getLogger("shared.test").warning("between invocations")
     (record,) = [r for r in logs.get_finished_logs() if r.log_record.body == "between invocations"]
     assert telemetry.REQUEST_ID not in record.log_record.attributes
@@ -128,8 +136,14 @@ def test_ids_do_not_leak_from_one_invocation_into_the_next(app, spans, logs) -> 
 
 
 def test_a_failed_invocation_is_an_error_span(app, spans) -> None:
-    with pytest.raises(Exception):  # noqa: B017 - the handler's own PermanentFailure
-        process_queue.main(QueueMessage(id="m2", body=b"not json", dequeue_count=1), Out())
+    class DatabaseDown:
+        def image_status(self, request_id: str, seq: int) -> None:
+            raise TransientFailure("database unavailable or busy (OperationalError)")
+
+    functions_adapter.set_dependencies(replace(functions_adapter.dependencies(), store=DatabaseDown()))
+    message = queue_message({"request_id": str(uuid.uuid4()), "seq": 0, "url": "https://x/a.jpg", "total": 1})
+    with pytest.raises(TransientFailure):  # raised, so the queue retries it
+        process_queue.main(message, Out(), Out())
     (span,) = [s for s in spans.get_finished_spans() if s.name == "process_queue"]
     assert span.status.status_code is StatusCode.ERROR
     assert span.events and span.events[0].name == "exception"
@@ -206,7 +220,7 @@ class HostContext:
 def test_the_invocation_span_continues_the_hosts_trace(app, spans) -> None:
     request_id = str(uuid.uuid4())
     process_queue.main(queue_message({"request_id": request_id, "seq": 0, "url": "https://x/a.jpg", "total": 1}),
-                       Out(), HostContext())
+                       Out(), Out(), HostContext())
     (span,) = [s for s in spans.get_finished_spans() if s.name == "process_queue"]
     assert span.context.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
     assert span.parent is not None and span.parent.span_id == 0x00F067AA0BA902B7

@@ -21,9 +21,9 @@ from typing import Any
 
 import requests
 
-from tests.support.services import Azurite, RedisServer, free_port, wait_for_port
+from devtools.servers import Azurite, RedisServer, free_port, wait_for_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TEST_WEBHOOK_SECRET = "test-webhook-secret-3f9c1e"  # a test value; appears in no real deployment
 
 
@@ -106,7 +106,7 @@ class AppStack:
         self.env = env
 
     def bootstrap(self) -> None:
-        from scripts.stack import bootstrap
+        from devtools.stack import bootstrap
 
         bootstrap(self.env)
 

@@ -25,7 +25,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "openapi.yaml"
 SPEC_URI = "urn:imgpipe:openapi"
 
 Spec = Mapping[str, Any]

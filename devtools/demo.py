@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-import sys
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -19,13 +18,12 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from devtools.apphost import TEST_WEBHOOK_SECRET, AppStack
+from devtools.servers import Azurite, RedisServer
+from devtools.webhook_receiver import running_receiver
 
-from tests.support.apphost import TEST_WEBHOOK_SECRET, AppStack  # noqa: E402
-from tests.support.services import Azurite, RedisServer  # noqa: E402
-from tests.support.webhook_receiver import running_receiver  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 PHOTOS = ROOT / "samples" / "photos"
 DEMO = ROOT / ".data" / "demo"

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from devtools.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
 from shared.webhook import DELIVERY_HEADER, verify
-from tests.support.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
 
 
 @dataclass

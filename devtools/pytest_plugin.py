@@ -1,0 +1,97 @@
+"""The shared pytest fixtures: real Azurite and Redis per session, the app stack, image and webhook servers.
+
+Declared once in the root ``conftest.py`` (``pytest_plugins``), so every test folder gets them
+without importing another folder's conftest. Locally a missing server skips the tests that need
+it; in CI (CI=true) it fails them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from devtools.apphost import TEST_WEBHOOK_SECRET, AppStack
+from devtools.http_servers import serve_in_thread
+from devtools.image_server import ImageServer
+from devtools.servers import Azurite, RedisServer, ServiceUnavailable, in_ci
+from devtools.webhook_receiver import WebhookReceiver, running_receiver
+
+_SESSION_STARTED = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the wall time of the whole run, set-up and tear-down of the servers included."""
+    terminalreporter.write_line(f"imgpipe test suite wall time: {time.monotonic() - _SESSION_STARTED:.1f} s")
+
+
+def _unavailable(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"required service unavailable in CI: {reason}")
+    pytest.skip(reason)
+
+
+def _running(server: Azurite | RedisServer) -> Iterator[Azurite | RedisServer]:
+    try:
+        server.start()
+    except ServiceUnavailable as exc:
+        _unavailable(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    yield from _running(Azurite(location=tmp_path_factory.mktemp("azurite")))  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    yield from _running(RedisServer(directory=tmp_path_factory.mktemp("redis")))  # type: ignore[misc]
+
+
+@pytest.fixture()
+def redis_client(redis_server: RedisServer) -> Iterator[object]:
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def image_server() -> Iterator[ImageServer]:
+    images = ImageServer()
+    with serve_in_thread(images.handle) as server:
+        images.server = server
+        yield images
+
+
+@pytest.fixture()
+def webhook() -> Iterator[WebhookReceiver]:
+    with running_receiver(TEST_WEBHOOK_SECRET) as receiver:
+        yield receiver
+
+
+@pytest.fixture()
+def make_stack(azurite, redis_server, tmp_path) -> Iterator[Callable[..., AppStack]]:  # type: ignore[no-untyped-def]
+    stacks: list[AppStack] = []
+
+    def make(hosts: int = 1, extra_args: list[str] | None = None, **overrides: str) -> AppStack:
+        stack = AppStack(azurite, redis_server, tmp_path / f"stack{len(stacks)}", overrides)
+        stack.bootstrap()
+        for _ in range(hosts):
+            stack.start_host(extra_args)
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.fixture()
+def stack(make_stack) -> AppStack:  # type: ignore[no-untyped-def]
+    return make_stack()
