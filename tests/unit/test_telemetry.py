@@ -225,3 +225,14 @@ def test_the_invocation_span_continues_the_hosts_trace(app, spans) -> None:
     assert span.context.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
     assert span.parent is not None and span.parent.span_id == 0x00F067AA0BA902B7
     assert span.attributes[telemetry.INVOCATION_ID] == HostContext.invocation_id
+
+
+def test_an_upload_span_carries_the_request_id_it_answers_with(app, spans) -> None:
+    upload_http = importlib.import_module("upload_http")
+    csv = b"S. No.,Product Name,Input Image Urls\n1,SKU1,https://img.example/a.jpg\n"
+    request = func.HttpRequest(method="POST", url="http://localhost/api/upload", body=csv,
+                               headers={"content-type": "text/csv"})
+    response = upload_http.main(request)
+    assert response.status_code == 202
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "upload_http"]
+    assert span.attributes[telemetry.REQUEST_ID] == json.loads(response.get_body())["request_id"]
