@@ -83,7 +83,8 @@ def health_report() -> HealthReport:
     global _health
     try:
         deps = dependencies()
-    except ImgpipeError as exc:
+    except Exception as exc:  # refused settings (ConfigError, with its reasons) or a client that cannot be built
+        logger.error("health: the app's dependencies cannot be built", exc_info=True)
         return failed_report("settings", exc)
     with _lock:
         if _health is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -81,6 +82,8 @@ class LocalOutputStorage:
         return recorded_url
 
     def check(self) -> None:
+        with suppress(OSError):  # a folder that can be made is fine: put() makes it too
+            self.prepare()
         if not os.access(self._directory, os.W_OK):
             raise DependencyMissing(f"output folder {self._directory.name!r} is missing or not writable")
 
