@@ -139,8 +139,8 @@ def upload_input(req: func.HttpRequest, settings: Settings) -> UploadInput:
 def _configure_telemetry() -> None:
     try:
         telemetry.configure_once(dependencies().settings)
-    except ImgpipeError:  # bad settings: the invocation meets the same error and answers for it
-        logger.debug("telemetry not configured: the settings are refused", exc_info=True)
+    except Exception:  # the invocation meets the same error inside its own handling and answers for it
+        logger.debug("telemetry not configured yet: the dependencies cannot be built", exc_info=True)
 
 
 def _span_options(context: func.Context | None) -> dict[str, str | None]:
