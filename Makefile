@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: setup checkov run demo test test-fast lint bench reliability clean
+.PHONY: setup checkov run demo test test-fast lint bench reliability migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -60,6 +60,9 @@ reliability: setup  ## the fault-injection campaign with its report table
 
 bench: setup  ## benchmarks that print figures (see bench/README.md)
 	$(PY) -m bench.run_all
+
+migrate: setup  ## apply the database migrations (SQLSERVER_CONNECTION_STRING, else SQLite at SQLITE_PATH)
+	$(PY) -m shared.migrate
 
 clean:
 	rm -rf .data processed_images .pytest_cache .mypy_cache .ruff_cache

@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 HTTP_TRIGGER = "httptrigger"
 QUEUE_TRIGGER = "queuetrigger"
-SUPPORTED_TRIGGERS = {HTTP_TRIGGER, QUEUE_TRIGGER}
+TIMER_TRIGGER = "timertrigger"
+SUPPORTED_TRIGGERS = {HTTP_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER}
 SUPPORTED_OUTPUTS = {"http", "queue"}
 RETURN_BINDING = "$return"
 _SETTING_REFERENCE = re.compile(r"%([^%]+)%")
@@ -64,15 +65,29 @@ class FunctionSpec:
         return next((b for b in self.outputs if b.name == RETURN_BINDING), None)
 
 
+def function_in_error(name: str, message: str) -> None:
+    """Log a function the host cannot run; the host goes on with the others, as the real host does."""
+    logger.error("The '%s' function is in error: %s", name, message)
+
+
 def discover(app_dir: Path, environ: Mapping[str, str]) -> list[FunctionSpec]:
-    """All enabled, supported functions of the app, sorted by name; raise on a broken folder."""
+    """All enabled, supported functions of the app, sorted by name.
+
+    A folder that cannot be read as a function (bad JSON, missing script, unresolved setting, ...) is
+    logged as in error and left out, and the host starts with the others (the real host indexes each
+    function on its own and marks a broken one as in error).
+    """
     app_root = app_dir.resolve()
     specs: list[FunctionSpec] = []
     for function_json in sorted(app_root.glob("*/function.json")):
         folder = function_json.parent
         if folder.name in _SKIPPED_DIRS or folder.name.startswith("."):
             continue
-        spec = load_function(folder, app_root, environ)
+        try:
+            spec = load_function(folder, app_root, environ)
+        except FunctionLoadError as exc:
+            function_in_error(folder.name, str(exc))
+            continue
         if spec is None:
             continue
         if is_true(environ.get(f"AzureWebJobs.{spec.name}.Disabled")):
@@ -102,7 +117,7 @@ def load_function(folder: Path, app_root: Path, environ: Mapping[str, str]) -> F
     unsupported = [b.type for b in bindings if b is not trigger and b.type not in SUPPORTED_OUTPUTS]
     if trigger.type not in SUPPORTED_TRIGGERS or unsupported:
         logger.warning(
-            "Function '%s' skipped: devhost runs httpTrigger/queueTrigger with http/queue outputs only (%s)",
+            "Function '%s' skipped: devhost runs http, queue and timer triggers with http/queue outputs only (%s)",
             name,
             ", ".join([trigger.type, *unsupported]),
         )

@@ -2,6 +2,13 @@
 
 Keys are not enforced unless asked (as Core Tools runs locally); with enforcement a non-anonymous
 function needs the key in the ``x-functions-key`` header or the ``code`` query parameter.
+
+Throttles as host.json ``extensions.http`` (the http section of the host.json reference,
+MicrosoftDocs/azure-docs ``includes/functions-host-json-http.md``): at most ``maxOutstandingRequests``
+function requests held (queued or running; one more is a 429 at once) and at most
+``maxConcurrentRequests`` running (the rest wait their turn); both unbounded when unset or -1. The
+listen backlog is Kestrel's (512), not Python's 5, so a burst of connections is queued by the kernel
+instead of reset.
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -26,6 +32,7 @@ from devhost.workers import WorkerCrashed, WorkerPool
 
 logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 100 * 1024 * 1024
+LISTEN_BACKLOG = 512  # Kestrel's SocketTransportOptions.Backlog default
 _EMPTY = HttpResponseData(500, [], b"")
 
 
@@ -34,9 +41,11 @@ class HttpOptions:
     port: int
     enforce_keys: bool
     function_key: str | None
-    function_timeout: float
+    function_timeout: float | None  # None: unbounded (functionTimeout -1)
     queue_encoding: str
     bind_host: str = "127.0.0.1"
+    max_concurrent_requests: int | None = None  # None: unbounded
+    max_outstanding_requests: int | None = None
 
 
 class HttpFrontend:
@@ -50,6 +59,23 @@ class HttpFrontend:
         self._active = 0
         self._changed = threading.Condition()
         self.stopping = False
+        self._outstanding = 0
+        self._running = (
+            threading.BoundedSemaphore(options.max_concurrent_requests) if options.max_concurrent_requests else None
+        )
+
+    def admit(self) -> bool:
+        """Count a function request in, or refuse it (429) when maxOutstandingRequests are already held."""
+        with self._changed:
+            limit = self._options.max_outstanding_requests
+            if limit is not None and self._outstanding >= limit:
+                return False
+            self._outstanding += 1
+            return True
+
+    def release(self) -> None:
+        with self._changed:
+            self._outstanding -= 1
 
     def wait_idle(self, deadline: float) -> bool:
         with self._changed:
@@ -66,7 +92,10 @@ class HttpFrontend:
         with self._changed:
             self._active += 1
         try:
-            return self._invoke(function_name, request)
+            if self._running is None:
+                return self._invoke(function_name, request)
+            with self._running:  # beyond maxConcurrentRequests a request waits here, queued
+                return self._invoke(function_name, request)
         finally:
             with self._changed:
                 self._active -= 1
@@ -77,10 +106,7 @@ class HttpFrontend:
         log = InvocationLog(function_name, invocation_id, HTTP_REASON)
         future = self._pool.submit(InvocationRequest(invocation_id, function_name, request))
         try:
-            result = future.result(timeout=self._options.function_timeout)
-        except FutureTimeout:
-            log.finished(False, f"Timeout value of {self._options.function_timeout:.0f}s was exceeded")
-            return _EMPTY
+            result = future.result()  # the pool enforces functionTimeout (FunctionTimeout is a WorkerCrashed)
         except WorkerCrashed as exc:
             log.finished(False, str(exc))
             return _EMPTY
@@ -114,10 +140,6 @@ class _Handler(BaseHTTPRequestHandler):
         if match.route is None:
             self._reply(HttpResponseData(404, [], b""), close=True)
             return
-        if not match.method_allowed:
-            allowed = ", ".join(sorted(match.route.methods or ()))
-            self._reply(HttpResponseData(405, [("Allow", allowed)], b""), close=True)
-            return
         headers: dict[str, str] = {}
         for name, value in self.headers.items():
             key = name.lower()
@@ -127,19 +149,27 @@ class _Handler(BaseHTTPRequestHandler):
         if not frontend.authorized(str(trigger.get("authLevel") or "function").lower(), headers, params):
             self._reply(HttpResponseData(401, [], b""), close=True)
             return
-        body = self._read_body()
-        if body is None:
-            self._reply(HttpResponseData(413, [], b""), close=True)
+        if not frontend.admit():
+            self._reply(HttpResponseData(429, [], b""), close=True)
             return
-        host = self.headers.get("Host") or f"localhost:{self.server.server_address[1]}"
-        request = HttpRequestData(self.command, f"http://{host}{self.path}", headers, params, match.route_params, body)
-        self._reply(frontend.invoke(match.route.spec.name, request))
+        try:
+            body = self._read_body()
+            if body is None:
+                self._reply(HttpResponseData(413, [], b""), close=True)
+                return
+            host = self.headers.get("Host") or f"localhost:{self.server.server_address[1]}"
+            url = f"http://{host}{self.path}"
+            request = HttpRequestData(self.command, url, headers, params, match.route_params, body)
+            response = frontend.invoke(match.route.spec.name, request)
+        finally:
+            frontend.release()
+        self._reply(response)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
     def __getattr__(self, name: str) -> Callable[[], None]:
-        # Any other method (TRACE, PROPFIND, ...) is routed too, so it is answered 404 or 405 as
-        # the real host does, never 501 from the base class.
+        # Any other method (TRACE, PROPFIND, ...) is routed too, so it is answered as the real host
+        # does (a function without ``methods`` takes it, else 404), never 501 from the base class.
         if name.startswith("do_"):
             return self._handle
         raise AttributeError(name)
@@ -184,6 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], frontend: HttpFrontend) -> None:
         self.frontend = frontend

@@ -35,10 +35,19 @@ class QueueMessageData:
 
 
 @dataclass(frozen=True)
+class TimerData:
+    """What the worker turns into ``func.TimerRequest`` (the real host's TimerInfo JSON, decoded)."""
+
+    past_due: bool
+    schedule_status: dict[str, str]  # Last, Next, LastUpdated; empty when the schedule is not monitored
+    schedule: dict[str, object]
+
+
+@dataclass(frozen=True)
 class InvocationRequest:
     invocation_id: str
     function_name: str
-    trigger: HttpRequestData | QueueMessageData
+    trigger: HttpRequestData | QueueMessageData | TimerData
 
 
 # One queue output value: what the function set, flattened to a list of messages.
@@ -56,9 +65,11 @@ class InvocationResult:
 
 @dataclass(frozen=True)
 class WorkerReady:
-    """Sent once by a worker after loading: the load errors, empty when every function loaded."""
+    """Sent once by a worker after loading: function name -> load error, empty when every function loaded.
 
-    errors: list[str]
+    A function that failed to load stays registered: each of its invocations fails with this error."""
+
+    errors: dict[str, str]
 
 
 @dataclass(frozen=True)

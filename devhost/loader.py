@@ -17,7 +17,9 @@ from typing import Any, Generic, TypeVar
 
 import azure.functions as func
 from azure.functions.queue import QueueMessage
+from azure.functions.timer import TimerRequest
 
+from devhost.annotations import annotation_problems
 from devhost.discovery import HTTP_TRIGGER, FunctionSpec
 from devhost.invocation import (
     HttpRequestData,
@@ -26,14 +28,12 @@ from devhost.invocation import (
     InvocationResult,
     QueueMessageData,
     QueueOutput,
+    TimerData,
 )
+from devhost.outputs import InvocationError, to_http_response, to_queue_messages
 
 CONTEXT_PARAMETER = "context"
 T = TypeVar("T")
-
-
-class InvocationError(Exception):
-    """A function produced something its bindings cannot carry."""
 
 
 class Out(func.Out[T], Generic[T]):
@@ -120,6 +120,7 @@ def load(spec: FunctionSpec) -> LoadedFunction:
         problems.append(
             f"the following parameters are declared in function.json but not in Python: {sorted(only_json)}"
         )
+    problems.extend(annotation_problems(spec, entry))
     if problems:
         raise LoadFailure(f"{prefix}: " + "; ".join(problems))
     return LoadedFunction(spec, entry, inspect.iscoroutinefunction(entry), wants_context)
@@ -153,14 +154,12 @@ def collect_result(
         raise InvocationError(f"function '{spec.name}' returned a value but has no '$return' binding")
     for binding in spec.outputs:
         value = values.get(binding.name)
-        if value is None:
-            continue
         if binding.type == "http":
             http = to_http_response(value)
-        else:
+        elif value is not None:
             queues[binding.name] = to_queue_messages(value, binding.name)
     if spec.trigger.type == HTTP_TRIGGER and http is None:
-        http = HttpResponseData(204, [], b"")
+        http = HttpResponseData(204, [], b"")  # no http output binding declared at all
     return InvocationResult(request.invocation_id, True, http_response=http, queue_outputs=queues)
 
 
@@ -169,35 +168,11 @@ def failure(request: InvocationRequest, exc: BaseException) -> InvocationResult:
     return InvocationResult(request.invocation_id, False, error=text)
 
 
-def to_http_response(value: Any) -> HttpResponseData:
-    if isinstance(value, str):
-        return HttpResponseData(200, [("Content-Type", "text/plain; charset=utf-8")], value.encode("utf-8"))
-    if not isinstance(value, func.HttpResponse):
-        raise InvocationError(f"an http output must be a func.HttpResponse or str, got {type(value).__name__}")
-    headers: list[tuple[str, str]] = list(value.headers.items())
-    if not any(name.lower() == "content-type" for name, _ in headers):
-        mimetype = value.mimetype or "text/plain"
-        content_type = f"{mimetype}; charset={value.charset}" if mimetype.startswith("text/") else mimetype
-        headers.append(("Content-Type", content_type))
-    return HttpResponseData(int(value.status_code), headers, value.get_body() or b"")
-
-
-def to_queue_messages(value: Any, binding: str) -> QueueOutput:
-    items = value if isinstance(value, list | tuple) else [value]
-    messages: QueueOutput = []
-    for item in items:
-        if isinstance(item, func.QueueMessage):
-            messages.append(item.get_body())
-        elif isinstance(item, str | bytes):
-            messages.append(item)
-        else:
-            raise InvocationError(
-                f"queue output '{binding}' takes str, bytes, QueueMessage or a list of them, got {type(item).__name__}"
-            )
-    return messages
-
-
-def _trigger_value(trigger: HttpRequestData | QueueMessageData) -> Any:
+def _trigger_value(trigger: HttpRequestData | QueueMessageData | TimerData) -> Any:
+    if isinstance(trigger, TimerData):
+        return TimerRequest(
+            past_due=trigger.past_due, schedule_status=trigger.schedule_status, schedule=trigger.schedule
+        )
     if isinstance(trigger, HttpRequestData):
         return func.HttpRequest(
             method=trigger.method,

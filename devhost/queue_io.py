@@ -17,6 +17,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import ExponentialRetry, QueueClient, QueueServiceClient
 
 from devhost.discovery import Binding, FunctionLoadError
+from devhost.queue_watcher import SharedQueueWatcher
 from devhost.settings import resolve_setting_name
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ BASE64 = "base64"
 NONE = "none"
 ENCODINGS = {BASE64, NONE}
 POISON_SUFFIX = "-poison"
+_STRIP_BASE64_WHITESPACE = str.maketrans("", "", " \t\r\n")
 
 
 def encode(message: str | bytes, encoding: str) -> str:
@@ -39,7 +41,9 @@ def decode(text: str, encoding: str) -> bytes | None:
     if encoding == NONE:
         return text.encode("utf-8")
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        # .NET's Convert.FromBase64String (what the SDK decodes with) skips whitespace inside the text.
+        compact = text.translate(_STRIP_BASE64_WHITESPACE)
+        return base64.b64decode(compact.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         return None
 
@@ -47,8 +51,10 @@ def decode(text: str, encoding: str) -> bytes | None:
 class QueueClients:
     """One service client per connection setting; never exposes the connection string."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], watcher: SharedQueueWatcher | None = None) -> None:
         self._environ = environ
+        # Told of every message written through an output binding or to a poison queue (wake-on-output).
+        self.watcher = watcher or SharedQueueWatcher()
         self._services: dict[str, QueueServiceClient] = {}
         self._created: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -98,11 +104,13 @@ class QueueClients:
                 self._created.discard((setting, client.queue_name))
                 self._ensure(setting, client)
                 client.send_message(encode(message, encoding))
+            self.watcher.notify(client.queue_name)
 
     def send_raw(self, setting: str, queue_name: str, text: str) -> None:
         client = self.queue(setting, queue_name)
         self._ensure(setting, client)
         client.send_message(text)
+        self.watcher.notify(client.queue_name)
 
     def _ensure(self, setting: str, client: QueueClient) -> None:
         key = (setting, client.queue_name)

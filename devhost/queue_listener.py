@@ -10,7 +10,6 @@ the last attempt, copies it to ``<queue>-poison``. Output bindings are written o
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import traceback
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.queue import QueueMessage as StorageMessage
 
+from devhost.backoff import RandomizedExponentialBackoff
 from devhost.discovery import FunctionSpec
 from devhost.invocation import InvocationRequest, InvocationResult, QueueMessageData
 from devhost.logs import InvocationLog, queue_reason
@@ -54,6 +54,8 @@ class QueueListener:
         self._options = options
         self._clients = clients
         self._setting = connection_setting(spec.trigger)
+        # QueueListenerFactory gives a queue whose name ends in -poison no poison queue of its own.
+        self._has_poison_queue = not self.queue_name.endswith(POISON_SUFFIX)
         self._client = clients.queue(self._setting, self.queue_name)
         self._pool = pool
         self._completions = completions
@@ -61,6 +63,9 @@ class QueueListener:
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._closed = threading.Event()
+        # Set by the host's SharedQueueWatcher when a function writes to this queue (wake-on-output).
+        self._wake = threading.Event()
+        clients.watcher.register(self.queue_name, self._wake.set)
         self._threads = [
             threading.Thread(target=self._poll, name=f"poll-{spec.name}", daemon=True),
             threading.Thread(target=self._renew, name=f"renew-{spec.name}", daemon=True),
@@ -72,6 +77,7 @@ class QueueListener:
 
     def stop_polling(self) -> None:
         self._stopping.set()
+        self._wake.set()
         with self._changed:
             self._changed.notify_all()
 
@@ -89,7 +95,8 @@ class QueueListener:
             return len(self._leases)
 
     def _poll(self) -> None:
-        attempt = 0
+        backoff = RandomizedExponentialBackoff(MIN_POLLING_INTERVAL, self._options.max_polling_interval)
+        found_since_last_delay = False
         missing_reported = False
         while not self._stopping.is_set():
             with self._changed:
@@ -98,6 +105,9 @@ class QueueListener:
                 )
             if self._stopping.is_set():
                 break
+            # Cleared before the receive, so a write during it still ends the next delay at once
+            # (the real listener renews its wait handle at the start of each poll in the same way).
+            self._wake.clear()
             try:
                 pages = self._client.receive_messages(
                     messages_per_page=self._options.batch_size, visibility_timeout=self._lease_seconds()
@@ -117,15 +127,21 @@ class QueueListener:
                     self._release(message.id, message.pop_receipt or "", 0)
                 break
             if messages:
-                attempt = 0
+                found_since_last_delay = True
                 for message in messages:
                     self._handle(message)
                 continue
-            attempt += 1
-            jitter = random.uniform(0.8, 1.2)  # noqa: S311 - spreading polls, not cryptography
-            backoff = MIN_POLLING_INTERVAL * 2 ** min(attempt - 1, 16) * jitter
-            delay = min(self._options.max_polling_interval, backoff)
-            self._stopping.wait(delay)
+            delay = backoff.next_delay(found_since_last_delay)
+            found_since_last_delay = False
+            logger.debug("Queue '%s' is empty; next poll in %dms", self.queue_name, round(delay * 1000))
+            waited_from = time.monotonic()
+            if self._wake.wait(delay) and not self._stopping.is_set():
+                logger.debug(
+                    "Queue '%s' woken by an output binding after %dms of a %dms wait",
+                    self.queue_name,
+                    round((time.monotonic() - waited_from) * 1000),
+                    round(delay * 1000),
+                )
 
     def _lease_seconds(self) -> int:
         return max(1, round(self._options.lease_seconds))
@@ -133,6 +149,8 @@ class QueueListener:
     def _handle(self, message: StorageMessage) -> None:
         max_count = self._options.max_dequeue_count
         if message.dequeue_count is not None and message.dequeue_count > max_count:
+            if not self._has_poison_queue:
+                return  # QueueProcessor: no poison queue, so the message stays invisible until its lease ends
             logger.warning(
                 "Message '%s' was dequeued %d times, more than %d: moving it to '%s%s' without running",
                 message.id,
@@ -192,9 +210,14 @@ class QueueListener:
                     self._delete(lease.message.id, lease.pop_receipt)
                 elif crashed and self._stopping.is_set():
                     pass  # shutting down: the lease runs out and the message comes back
+                elif not self._has_poison_queue:
+                    # A queue named *-poison has no poison queue: the failed message is left invisible
+                    # (not released) until its lease runs out, to avoid a fast infinite loop.
+                    pass
                 elif int(lease.message.dequeue_count or 1) >= self._options.max_dequeue_count:
                     logger.warning(
-                        "Message has reached MaxDequeueCount of %d. Moving message to queue '%s%s'.",
+                        "Message Id '%s' has reached MaxDequeueCount of %d. Moving message to queue '%s%s'.",
+                        lease.message.id,
                         self._options.max_dequeue_count,
                         self.queue_name,
                         POISON_SUFFIX,

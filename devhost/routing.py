@@ -2,8 +2,12 @@
 
 Templates take parameters with constraints (``{id:guid}``, ``{n:int}``, ``{s:alpha}``), optional
 parameters (``{name?}``), catch-alls (``{*rest}``) and default to the function's name. Literal
-segments match case-insensitively. A path that matches a route whose ``methods`` exclude the
-request's method is a 405; no route at all is a 404.
+segments match case-insensitively. A route whose ``methods`` exclude the request's method does not
+match, so the request falls to the next route or to a 404 (the real host registers ``methods`` as an
+HTTP method route constraint, not as a 405 handler). Routes are tried in ASP.NET Core's inbound
+precedence (``RoutePrecedence.ComputeInbound`` in dotnet/aspnetcore ``src/Http/Routing/src/Template/
+RoutePrecedence.cs``): segment by segment, literal 1, constrained parameter or multi-part 2, parameter 3,
+constrained catch-all 4, catch-all 5; then the template, case-insensitively.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ class Route:
     pattern: re.Pattern[str]
     constraints: dict[str, list[Callable[[str], bool]]]
     methods: frozenset[str] | None  # None: every method
-    literal_segments: int
+    precedence: tuple[int, ...]  # one ASP.NET precedence digit a segment; lower is tried first
 
     def match(self, path: str) -> dict[str, str] | None:
         found = self.pattern.fullmatch(path)
@@ -117,13 +121,14 @@ def compile_route(spec: FunctionSpec, route_prefix: str) -> Route:
     template = "/".join(part for part in (route_prefix.strip("/"), route) if part)
     constraints: dict[str, list[Callable[[str], bool]]] = {}
     regex_parts: list[str] = []
-    literal_segments = 0
+    precedence: list[int] = []
     for index, segment in enumerate(template.split("/") if template else []):
         separator = "/" if index else ""
         pieces: list[str] = []
         cursor = 0
         optional = False
-        for found in _PARAMETER.finditer(segment):
+        parameters = list(_PARAMETER.finditer(segment))
+        for found in parameters:
             pieces.append(re.escape(segment[cursor : found.start()]))
             cursor = found.end()
             name, *checks = found.group(1).split(":")
@@ -136,11 +141,15 @@ def compile_route(spec: FunctionSpec, route_prefix: str) -> Route:
             if not name.isidentifier():
                 raise FunctionLoadError(f"{where}: route parameter '{name}' is not a valid name")
             constraints[name] = [_constraint(check, where) for check in checks]
+            if len(parameters) == 1 and found.start() == 0 and found.end() == len(segment):
+                precedence.append((5 if catch_all else 3) - (1 if checks else 0))
+            else:
+                precedence.append(2)  # a multi-part segment such as "v{version}"
             pieces.append(f"(?P<{name}>{'.*' if catch_all else '[^/]+'})")
             optional = optional or catch_all
         pieces.append(re.escape(segment[cursor:]))
-        if cursor == 0:
-            literal_segments += 1
+        if not parameters:
+            precedence.append(1)
         body = "".join(pieces)
         regex_parts.append(f"(?:{separator}{body})?" if optional else f"{separator}{body}")
     methods_raw = spec.trigger.get("methods")
@@ -149,30 +158,30 @@ def compile_route(spec: FunctionSpec, route_prefix: str) -> Route:
         pattern = re.compile("".join(regex_parts), re.IGNORECASE)
     except re.error as exc:
         raise FunctionLoadError(f"{where}: route '{route}' cannot be compiled: {exc}") from exc
-    return Route(spec, template, pattern, constraints, methods, literal_segments)
+    return Route(spec, template, pattern, constraints, methods, tuple(precedence))
 
 
 @dataclass(frozen=True)
 class RouteMatch:
-    route: Route | None  # None: no route matched the path
+    route: Route | None  # None: no route matched the path and method (a 404)
     route_params: dict[str, str]
-    method_allowed: bool
 
 
 class Router:
     def __init__(self, specs: list[FunctionSpec], route_prefix: str) -> None:
         routes = [compile_route(spec, route_prefix) for spec in specs]
-        # More literal segments first, so "items/special" wins over "items/{id}".
-        self.routes = sorted(routes, key=lambda r: (-r.literal_segments, r.template))
+        width = max((len(r.precedence) for r in routes), default=0)
+        # ComputeInbound sums digit / 10**i, so a shorter template compares as if padded with zeros.
+        self.routes = sorted(
+            routes, key=lambda r: (r.precedence + (0,) * (width - len(r.precedence)), r.template.lower())
+        )
 
     def match(self, method: str, path: str) -> RouteMatch:
         path = path.strip("/")
-        path_matched: Route | None = None
         for route in self.routes:
-            params = route.match(path)
-            if params is None:
+            if route.methods is not None and method.upper() not in route.methods:
                 continue
-            if route.methods is None or method.upper() in route.methods:
-                return RouteMatch(route, params, True)
-            path_matched = path_matched or route
-        return RouteMatch(path_matched, {}, path_matched is None)
+            params = route.match(path)
+            if params is not None:
+                return RouteMatch(route, params)
+        return RouteMatch(None, {})

@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger(__name__)
 DEV_STORAGE = "UseDevelopmentStorage=true"
 DEV_ACCOUNT = "devstoreaccount1"
 # The well-known, public Azurite/emulator account key (not a secret).
@@ -77,6 +79,18 @@ def load_host_json(app_dir: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     for name, value in environ.items():
         if name.startswith(HOST_OVERRIDE_PREFIX):
             _set_path(data, name[len(HOST_OVERRIDE_PREFIX) :].split("__"), value)
+    # As the real host's HostJsonFileConfigurationSource: no version, or not 2.0, and it does not start.
+    version = lookup(data, "version")
+    if version is None:
+        raise SettingsError(
+            "The host.json file is missing the required 'version' property. "
+            "See https://aka.ms/functions-hostjson for steps to migrate the configuration file."
+        )
+    if str(version) != "2.0":
+        raise SettingsError(
+            f"'{version}' is an invalid value for host.json 'version' property. "
+            "We recommend you set the 'version' property to '2.0'."
+        )
     return data
 
 
@@ -159,3 +173,49 @@ def env_float(environ: Mapping[str, str], name: str, default: float) -> float:
 
 def cpu_count() -> int:
     return os.cpu_count() or 1
+
+
+MAX_WORKER_PROCESS_COUNT = 10
+THREADPOOL_THREAD_COUNT_RANGE = (1, 32)
+
+
+def worker_process_count(environ: Mapping[str, str]) -> int:
+    """FUNCTIONS_WORKER_PROCESS_COUNT as the real host reads it: 1 when unset, not a number or below 1,
+    at most 10 (Azure/azure-functions-host RpcFunctionInvocationDispatcher, MaxProcessCount tests)."""
+    raw = (environ.get("FUNCTIONS_WORKER_PROCESS_COUNT") or "").strip()
+    try:
+        count = int(raw)
+    except ValueError:
+        return 1
+    if count > MAX_WORKER_PROCESS_COUNT:
+        logger.warning(
+            "FUNCTIONS_WORKER_PROCESS_COUNT=%d is above the maximum of %d: using %d",
+            count,
+            MAX_WORKER_PROCESS_COUNT,
+            MAX_WORKER_PROCESS_COUNT,
+        )
+        return MAX_WORKER_PROCESS_COUNT
+    return max(1, count)
+
+
+def threadpool_thread_count(environ: Mapping[str, str]) -> int | None:
+    """PYTHON_THREADPOOL_THREAD_COUNT as the Python worker reads it: unset gives the default (None: the
+    executor's own); a value that is not an integer in 1..32 is a warning and the default, not a crash
+    (azure-functions-python-worker ``dispatcher.py`` ``_get_sync_tp_max_workers``, ``constants.py``)."""
+    raw = (environ.get("PYTHON_THREADPOOL_THREAD_COUNT") or "").strip()
+    if not raw:
+        return None
+    low, high = THREADPOOL_THREAD_COUNT_RANGE
+    try:
+        count = int(raw)
+    except ValueError:
+        logger.warning("PYTHON_THREADPOOL_THREAD_COUNT must be an integer; reverting to the default")
+        return None
+    if not low <= count <= high:
+        logger.warning(
+            "PYTHON_THREADPOOL_THREAD_COUNT must be set to a value between %d and %d; reverting to the default",
+            low,
+            high,
+        )
+        return None
+    return count

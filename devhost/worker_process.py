@@ -37,22 +37,27 @@ def worker_main(conn: Connection, specs: list[FunctionSpec], thread_count: int |
     )
     logging.getLogger("azure").setLevel(logging.WARNING)
     loaded: dict[str, LoadedFunction] = {}
-    errors: list[str] = []
+    errors: dict[str, str] = {}
     for spec in specs:
         try:
             loaded[spec.name] = load(spec)
         except LoadFailure as exc:
-            errors.append(str(exc))
+            errors[spec.name] = str(exc)
     conn.send(WorkerReady(errors))
-    if errors:
-        return
-    _Worker(conn, loaded, thread_count).serve()
+    _Worker(conn, loaded, thread_count, errors).serve()
 
 
 class _Worker:
-    def __init__(self, conn: Connection, functions: dict[str, LoadedFunction], thread_count: int | None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        functions: dict[str, LoadedFunction],
+        thread_count: int | None,
+        load_errors: dict[str, str],
+    ) -> None:
         self._conn = conn
         self._functions = functions
+        self._load_errors = load_errors
         self._send_lock = threading.Lock()
         self._threads = ThreadPoolExecutor(max_workers=thread_count, thread_name_prefix="function")
         self._loop = asyncio.new_event_loop()
@@ -78,7 +83,8 @@ class _Worker:
             self._in_flight += 1
         function = self._functions.get(request.function_name)
         if function is None:
-            self._finish(failure(request, LookupError(f"unknown function {request.function_name}")))
+            error = self._load_errors.get(request.function_name, f"unknown function {request.function_name}")
+            self._finish(failure(request, LoadFailure(error)))
         elif function.is_async:
             future = asyncio.run_coroutine_threadsafe(self._run_async(function, request), self._loop)
             future.add_done_callback(lambda done: self._finish(done.result()))

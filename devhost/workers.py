@@ -4,6 +4,12 @@ Each worker imports the app and runs functions; the host keeps the I/O. Invocati
 with the fewest in flight. A worker that dies fails its in-flight invocations and is replaced by
 ``supervise()``, which the host's main thread calls (so the kernel's parent-death signal, tied to the
 thread that started the worker, only fires when the host itself ends).
+
+``functionTimeout`` applies to every invocation, whatever its trigger: past it the invocation fails
+with ``FunctionTimeout`` and its worker process is killed (its other invocations fail too) and replaced,
+as the real host restarts the language worker of a timed-out out-of-process function
+(Azure/azure-functions-host ``FunctionInvocationTimeout`` / ``ScriptHost`` timeout handling; host.json
+reference, functionTimeout). ``None`` (host.json ``-1``) is unbounded.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -28,6 +35,10 @@ class WorkerCrashed(Exception):
     """The worker process running an invocation exited before answering."""
 
 
+class FunctionTimeout(WorkerCrashed):
+    """The invocation ran past functionTimeout; its worker process is killed and replaced."""
+
+
 @dataclass
 class _Worker:
     index: int
@@ -35,12 +46,20 @@ class _Worker:
     conn: Connection
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     pending: dict[str, Future[InvocationResult]] = field(default_factory=dict)
+    deadlines: dict[str, tuple[float, str]] = field(default_factory=dict)  # id -> (monotonic deadline, function)
     alive: bool = True
 
 
 class WorkerPool:
-    def __init__(self, specs: list[FunctionSpec], process_count: int, thread_count: int | None) -> None:
+    def __init__(
+        self,
+        specs: list[FunctionSpec],
+        process_count: int,
+        thread_count: int | None,
+        function_timeout: float | None = None,
+    ) -> None:
         self._specs = specs
+        self._timeout = function_timeout
         self._process_count = max(1, process_count)
         self._thread_count = thread_count
         self._context = multiprocessing.get_context("spawn")
@@ -49,6 +68,8 @@ class WorkerPool:
         # Invocations submitted while no worker is alive wait here for a replacement.
         self._backlog: list[tuple[InvocationRequest, Future[InvocationResult]]] = []
         self._closing = False
+        # Functions the workers could not load (name -> error); they stay registered and fail each call.
+        self.load_errors: dict[str, str] = {}
 
     def start(self) -> None:
         """Start every worker and wait until each has loaded the app; raise on a load error."""
@@ -64,6 +85,8 @@ class WorkerPool:
             self._workers = starting
         for worker in starting:
             threading.Thread(target=self._read, args=(worker,), name=f"worker-{worker.index}", daemon=True).start()
+        if self._timeout is not None:
+            threading.Thread(target=self._watch_timeouts, name="function-timeout", daemon=True).start()
 
     def submit(self, request: InvocationRequest) -> Future[InvocationResult]:
         future: Future[InvocationResult] = Future()
@@ -81,6 +104,8 @@ class WorkerPool:
                 return
             worker = min(live, key=lambda w: len(w.pending))
             worker.pending[request.invocation_id] = future
+            if self._timeout is not None:
+                worker.deadlines[request.invocation_id] = (time.monotonic() + self._timeout, request.function_name)
         try:
             with worker.send_lock:
                 worker.conn.send(request)
@@ -157,8 +182,7 @@ class WorkerPool:
             raise FunctionLoadError(f"worker process {worker.index} exited while loading the app") from exc
         if not isinstance(ready, WorkerReady):
             raise FunctionLoadError(f"worker process {worker.index} sent {type(ready).__name__} before ready")
-        if ready.errors:
-            raise FunctionLoadError("\n".join(ready.errors))
+        self.load_errors = dict(ready.errors)
 
     def _read(self, worker: _Worker) -> None:
         while True:
@@ -168,6 +192,7 @@ class WorkerPool:
                 break
             if isinstance(result, InvocationResult):
                 with self._lock:
+                    worker.deadlines.pop(result.invocation_id, None)
                     future = worker.pending.pop(result.invocation_id, None)
                 if future is not None:
                     future.set_result(result)
@@ -178,8 +203,36 @@ class WorkerPool:
         for invocation_id in pending:
             self._fail(worker, invocation_id, WorkerCrashed(f"worker process {worker.index} exited"))
 
+    def _watch_timeouts(self) -> None:
+        interval = min(0.25, (self._timeout or 1.0) / 4)
+        while True:
+            time.sleep(interval)
+            now = time.monotonic()
+            with self._lock:
+                if self._closing:
+                    return
+                expired = [
+                    (worker, invocation_id, function)
+                    for worker in self._workers
+                    for invocation_id, (deadline, function) in worker.deadlines.items()
+                    if deadline <= now
+                ]
+            limit = _timespan(self._timeout or 0.0)
+            for worker, invocation_id, function in expired:
+                logger.error(
+                    "Timeout value of %s exceeded by function 'Functions.%s' (Id: '%s'). Restarting worker process %d.",
+                    limit,
+                    function,
+                    invocation_id,
+                    worker.index,
+                )
+                self._fail(worker, invocation_id, FunctionTimeout(f"Timeout value of {limit} was exceeded"))
+                if worker.process.is_alive():
+                    worker.process.kill()  # the reader sees EOF, fails the rest, supervise() replaces it
+
     def _fail(self, worker: _Worker, invocation_id: str, error: Exception) -> None:
         with self._lock:
+            worker.deadlines.pop(invocation_id, None)
             future = worker.pending.pop(invocation_id, None)
         if future is not None:
             future.set_exception(error)
@@ -194,3 +247,8 @@ def _kill(worker: _Worker) -> None:
         worker.process.kill()
         worker.process.join(5)
     worker.conn.close()
+
+
+def _timespan(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

@@ -1,6 +1,7 @@
 """A webhook receiver as a consuming service would write it: verify, de-duplicate, answer.
 
-It checks the HMAC signature and rejects deliveries whose timestamp is outside the replay window,
+It checks the HMAC signature with its own key (derived from the server's secret and its URL, as
+``python -m shared.webhook_keys <url>`` prints it) and rejects deliveries whose timestamp is outside the replay window,
 keeps the first body per delivery id, and can be told to fail or hang first.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devtools.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
-from shared.webhook import DELIVERY_HEADER, verify
+from shared.webhook import DELIVERY_HEADER, receiver_key, verify
 
 
 @dataclass
@@ -45,7 +46,8 @@ class WebhookReceiver:
             return Reply(status=200, delay_s=self.hang_s)
         if step != 200:
             return Reply(status=int(step), body=b"scripted failure")
-        if not verify(self.secret, request.headers, request.body, time.time(), self.tolerance_s):
+        key = receiver_key(self.secret, self.url)
+        if not verify(key, request.headers, request.body, time.time(), self.tolerance_s):
             with self._lock:
                 self.rejected.append(request.headers.get(DELIVERY_HEADER.lower(), ""))
             return Reply(status=401, body=b"bad signature")

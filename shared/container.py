@@ -98,4 +98,9 @@ def _store(settings: Settings) -> RequestStore:
     # No login in the connection string: each connection brings the app identity's Entra token.
     kind = MANAGED_IDENTITY if settings.running_in_azure and settings.azure_client_id else ""
     credential = build_credential(kind, settings.azure_client_id)
-    return Store(*sqlserver_connector(connection_string, token_source=credential))
+    return Store(*sqlserver_connector(
+        connection_string,
+        statement_timeout_s=settings.sqlserver_statement_timeout_s,
+        retry_budget_s=settings.sqlserver_retry_budget_s,
+        token_source=credential,
+    ))

@@ -21,13 +21,15 @@ from collections.abc import Iterator
 
 from shared.errors import PayloadTooLarge, Problem, ValidationError
 from shared.models import ProductRow
+from shared.sql_limits import INT_MAX, PRODUCT_NAME_UNITS, URL_UNITS, too_long
 from shared.urls import url_problem
 
 MAX_PROBLEMS = 100
 # csv's own field_size_limit is process-wide state; instead each line and cell is capped here.
 MAX_CELL_CHARS = 64 * 1024
 MAX_LINE_BYTES = 1024 * 1024
-MAX_NAME_CHARS = 1000
+# The brief's CSV has three columns plus spilled URLs; far wider files are refused, not parsed.
+MAX_COLUMNS = 200
 
 SERIAL_HEADERS = frozenset({"sno", "serialnumber", "serialno", "srno", "serial"})
 NAME_HEADERS = frozenset({"productname"})
@@ -83,6 +85,8 @@ class _Columns:
         self.serial = self._find(SERIAL_HEADERS, "S. No.")
         self.name = self._find(NAME_HEADERS, "Product Name")
         self.urls = self._find(URLS_HEADERS, "Input Image Urls")
+        # Decided once: asking per row rescanned the whole header for every row (quadratic).
+        self._spills = not any(self.names[self.urls + 1 :])
 
     def _find(self, accepted: frozenset[str], label: str) -> int:
         found = [i for i, cell in enumerate(self.names) if _normalise_header(cell) in accepted]
@@ -96,10 +100,7 @@ class _Columns:
 
     def spill_indexes(self, row_width: int) -> range:
         """Cells after the URL column that have no header of their own hold spilled URLs."""
-        first = self.urls + 1
-        if any(self.names[i] for i in range(first, self.width)):
-            return range(0)
-        return range(first, row_width)
+        return range(self.urls + 1, row_width) if self._spills else range(0)
 
 
 class _Parser:
@@ -130,6 +131,10 @@ class _Parser:
             last_line = reader.line_num
             if not any(cell.strip() for cell in cells):
                 continue
+            if len(cells) > MAX_COLUMNS:
+                what = "the header has" if columns is None else "row has"
+                noun = "columns" if columns is None else "cells"
+                raise _FatalInput(Problem(f"{what} {len(cells)} {noun}, at most {MAX_COLUMNS}", line=start))
             if columns is None:
                 columns = _Columns(cells, start)
                 if columns.problems:
@@ -148,11 +153,11 @@ class _Parser:
 
     def parse_row(self, columns: _Columns, cells: list[str], line: int) -> None:
         before = len(self.problems)
-        for index, cell in enumerate(cells):
-            if len(cell) > MAX_CELL_CHARS:
-                column = columns.names[index] if index < columns.width else None
-                self.add(f"cell is longer than {MAX_CELL_CHARS} characters", line, column)
-        if len(self.problems) > before:
+        if max(map(len, cells), default=0) > MAX_CELL_CHARS:  # one C-level pass; the loop only names the cells
+            for index, cell in enumerate(cells):
+                if len(cell) > MAX_CELL_CHARS:
+                    column = columns.names[index] if index < columns.width else None
+                    self.add(f"cell is longer than {MAX_CELL_CHARS} characters", line, column)
             return
         if len(cells) <= max(columns.serial, columns.name, columns.urls):
             self.add(f"row has {len(cells)} cells, the header has {columns.width}", line)
@@ -162,17 +167,19 @@ class _Parser:
         name_column = columns.names[columns.name]
         if not name:
             self.add("product name is empty", line, name_column)
-        elif len(name) > MAX_NAME_CHARS:
-            self.add(f"product name is longer than {MAX_NAME_CHARS} characters", line, name_column)
+        elif name_problem := too_long(name, PRODUCT_NAME_UNITS):  # NVARCHAR counts UTF-16 units
+            self.add(f"product name {name_problem}", line, name_column)
         urls = self.parse_urls(columns, cells, line)
         if len(self.problems) == before and serial is not None:
             self.rows.append(ProductRow(line=line, serial=serial, name=name, urls=urls))
 
     def parse_serial(self, cell: str, line: int, column: str) -> int | None:
         match = _SERIAL.match(cell)
-        serial = int(match.group(1)) if match else 0
-        if serial <= 0:
-            self.add(f"serial number must be a positive integer, got {cell.strip()[:40]!r}", line, column)
+        digits = match.group(1).lstrip("0") if match else ""
+        serial = int(digits) if 0 < len(digits) <= 10 else 0  # more digits cannot fit an INT anyway
+        if not 0 < serial <= INT_MAX:  # the serial column is an INT
+            self.add(f"serial number must be an integer from 1 to {INT_MAX}, got {cell.strip()[:40]!r}",
+                     line, column)  # fmt: skip
             return None
         first_line = self.serial_lines.setdefault(serial, line)
         if first_line != line:
@@ -184,14 +191,15 @@ class _Parser:
         column = columns.names[columns.urls]
         pieces = cells[columns.urls].split(",")
         for index in columns.spill_indexes(len(cells)):
-            pieces.extend(cells[index].split(","))
-        urls = tuple(piece.strip() for piece in pieces if piece.strip())
+            if cells[index]:
+                pieces.extend(cells[index].split(","))
+        urls = tuple(filter(None, map(str.strip, pieces)))
         if not urls:
             self.add("no image URL given", line, column)
         elif len(urls) > self.max_urls_per_row:
             self.add(f"{len(urls)} image URLs, at most {self.max_urls_per_row} per product", line, column)
         for position, url in enumerate(urls, start=1):
-            problem = url_problem(url)
+            problem = url_problem(url) or too_long(url, URL_UNITS)
             if problem:
                 # The URL itself is not echoed: it may carry credentials.
                 self.add(f"URL {position} {problem}", line, column)

@@ -14,10 +14,14 @@ quality is lowered by binary search (never below ``MIN_TARGET_QUALITY``) until t
 most that fraction of the input, where possible. ``optimize`` and ``progressive`` stay off:
 measured on this machine they cost 40-200% more time for 1-5% smaller files.
 
-The pixel limit is checked on the header (``im.size``) before any pixel is decoded, per call, so it
-does not touch Pillow's process-wide ``MAX_IMAGE_PIXELS`` (which other threads share). Pillow's own
-bomb error (above twice that limit), and its bomb warning where warnings are made errors, are
-reported as "image too large" too.
+Limits on the work of one image (``shared.decode_budget``): before any pixel is decoded, every frame
+or page is surveyed and checked against the pixel limit, the frame count and the total pixels, and a
+JPEG's scans are counted; each frame seek re-checks the size and a per-image deadline. This is per
+call, so it does not touch Pillow's process-wide ``MAX_IMAGE_PIXELS`` (which other threads share).
+Pillow's own bomb error, and its bomb warning where warnings are made errors, are reported as
+"image too large" too; any other exception from a decoder or encoder is a permanent failure (the
+same bytes would fail the same way on every retry). A multi-page TIFF (or a multi-picture JPEG)
+is not an animation: its first page is compressed as a still.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from shared.decode_budget import DECODE_DEADLINE_S, Deadline, Survey, check_frame, check_jpeg_scans, survey
 from shared.errors import PermanentFailure
 
 logger = logging.getLogger(__name__)
@@ -37,8 +42,8 @@ logger = logging.getLogger(__name__)
 # PDF, exotic plugins) is refused unparsed.
 INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 MIN_TARGET_QUALITY = 10
-# An animation may decode this many times the still-image pixel limit over all its frames.
-ANIMATION_PIXEL_FACTOR = 4
+# Formats whose frames are an animation; other multi-frame inputs (TIFF pages, MPO) keep frame 0.
+ANIMATION_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
 _EXIF_ORIENTATION = 0x0112
 _KEPT_AS = {  # input format → (format, extension, content type) when the input bytes are kept
     "JPEG": ("JPEG", "jpg", "image/jpeg"),
@@ -72,9 +77,13 @@ def compress_image(
         raise PermanentFailure("not an image: the body is empty")
     if data.lstrip()[:5].startswith(_TEXT_STARTS):
         raise PermanentFailure("not an image: looks like SVG, HTML, XML, JSON or PDF")
+    deadline = Deadline(DECODE_DEADLINE_S)
     try:
         with Image.open(io.BytesIO(data), formats=INPUT_FORMATS) as source:
-            return _compress_opened(source, data, quality, max_pixels, size_target_ratio)
+            if source.format in ("JPEG", "MPO"):
+                check_jpeg_scans(data)
+            surveyed = survey(source, data, max_pixels)
+            return _compress_opened(source, data, quality, surveyed, deadline, size_target_ratio)
     except PermanentFailure:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -84,24 +93,27 @@ def compress_image(
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         logger.info("image could not be decoded: %s: %s", type(exc).__name__, exc)
         raise PermanentFailure("image is truncated or corrupt") from None
+    except Exception as exc:  # RuntimeError, MemoryError, ... from inside Pillow
+        logger.warning("image could not be decoded or encoded: %s", type(exc).__name__, exc_info=True)
+        raise PermanentFailure(f"image could not be decoded or encoded ({type(exc).__name__})") from None
 
 
 def _compress_opened(
-    source: Image.Image, data: bytes, quality: int, max_pixels: int, size_target_ratio: float
+    source: Image.Image, data: bytes, quality: int, surveyed: Survey, deadline: Deadline,
+    size_target_ratio: float,
 ) -> CompressedImage:
     input_format = source.format or ""
     width, height = source.size
-    frames = getattr(source, "n_frames", 1) if getattr(source, "is_animated", False) else 1
-    if width * height > max_pixels or width * height * frames > max_pixels * ANIMATION_PIXEL_FACTOR:
-        raise PermanentFailure(f"image too large: {width}x{height} pixels x {frames} frames")
     icc_profile = source.info.get("icc_profile")
 
     encode: Callable[[int], bytes]
-    if frames > 1:
+    if surveyed.frames > 1 and input_format in ANIMATION_FORMATS:
         output_format = "WEBP"
-        encode = _animated_webp_encoder(source, icc_profile)
+        encode = _animated_webp_encoder(source, icc_profile, surveyed, deadline)
+        width, height = source.size  # a GIF canvas grows to hold every frame
     else:
         source.load()  # decode once here: a truncated file fails now, not in each encode
+        deadline.check()
         image = _upright(source)
         width, height = image.size
         if _has_transparency(image):
@@ -112,7 +124,7 @@ def _compress_opened(
             image, icc_profile = _to_jpeg_mode(image, icc_profile)
         encode = _still_encoder(image, output_format, icc_profile)
 
-    quality_used, encoded = _encode_to_target(encode, quality, len(data), size_target_ratio)
+    quality_used, encoded = _encode_to_target(encode, quality, len(data), size_target_ratio, deadline)
     if len(encoded) >= len(data) and input_format in _KEPT_AS:
         kept_format, extension, content_type = _KEPT_AS[input_format]
         return CompressedImage(data, kept_format, extension, content_type, width, height, quality=0)
@@ -121,10 +133,11 @@ def _compress_opened(
 
 
 def _encode_to_target(
-    encode: Callable[[int], bytes], quality: int, input_bytes: int, ratio: float
+    encode: Callable[[int], bytes], quality: int, input_bytes: int, ratio: float, deadline: Deadline
 ) -> tuple[int, bytes]:
     """Encode at ``quality``; with a ratio, the highest quality whose output fits (or the lowest)."""
     encoded = encode(quality)
+    deadline.check()
     if ratio <= 0 or len(encoded) <= ratio * input_bytes or quality <= MIN_TARGET_QUALITY:
         return quality, encoded
     target = ratio * input_bytes
@@ -134,6 +147,7 @@ def _encode_to_target(
     while low <= high:
         middle = (low + high) // 2
         attempt = encode(middle)
+        deadline.check()
         if len(attempt) < len(smallest[1]):
             smallest = (middle, attempt)
         if len(attempt) <= target:
@@ -162,10 +176,13 @@ def _still_encoder(
     return encode
 
 
-def _animated_webp_encoder(source: Image.Image, icc_profile: bytes | None) -> Callable[[int], bytes]:
+def _animated_webp_encoder(
+    source: Image.Image, icc_profile: bytes | None, surveyed: Survey, deadline: Deadline
+) -> Callable[[int], bytes]:
     durations = []
-    for index in range(getattr(source, "n_frames", 1)):
+    for index in range(surveyed.frames):
         source.seek(index)
+        check_frame(source, surveyed, deadline)
         durations.append(int(source.info.get("duration", 100) or 0))
     source.seek(0)
     # A GIF without a loop count plays once; WebP's 0 means forever.

@@ -6,11 +6,16 @@ once and connects to exactly the address it checked (``requests-hardened`` pins 
 DNS answer that changes between the check and the connect cannot slip through). ``check_url`` is a
 cheaper pre-check for callers that want to reject a URL early (e.g. at upload); it is not the guard.
 
+Refused whatever the allowlist says: cloud platform addresses (``_PLATFORM_ADDRESSES``: Azure's
+WireServer 168.63.129.16, which ``ipaddress`` counts as public, and the metadata services).
 Refused unless the allowlist opens them: loopback, private, link-local (cloud metadata at
 169.254.169.254), shared/CGNAT 100.64.0.0/10, multicast, reserved, unspecified, and the IPv6 forms
 that embed an IPv4 address (mapped ``::ffff:a.b.c.d``, compatible ``::a.b.c.d``, 6to4, NAT64).
 Legacy IPv4 spellings (``2130706433``, ``0177.0.0.1``, ``127.1``) are resolved like the C library
 does, so they are judged by the address they really mean.
+
+A refusal says "address not allowed" and names the host the client gave, never what kind of address
+the name resolved to (that would let a client map internal names); the kind is logged.
 
 requests-hardened can only be told to allow loopback addresses, so the allowlist may open loopback
 networks (for local runs and tests) and nothing else that is not public; ``build_session`` refuses
@@ -35,34 +40,21 @@ from requests_hardened.config import Config
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
+from shared.address_policy import IPAddress, IPNetwork, is_public_network, refusal_reason
 from shared.errors import ConfigError, PermanentFailure, TransientFailure, UrlRefused
+from shared.http_deadline import install as install_deadline_pools
+from shared.http_deadline import total_deadline
 from shared.settings import Settings
 from shared.urls import ALLOWED_SCHEMES
 
 logger = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 USER_AGENT = "imgpipe/0.1 (+image compression service)"
 READ_CHUNK_BYTES = 64 * 1024
 # Without an explicit total deadline a download may take this many read timeouts (plus a connect).
 DEFAULT_TOTAL_READ_TIMEOUTS = 3
 
-# Ranges ``ipaddress`` counts as global although they reach something else than the public internet.
-_EMBEDDING_OR_SPECIAL = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "192.0.0.0/24",  # IETF protocol assignments
-        "192.88.99.0/24",  # 6to4 relay anycast
-        "2002::/16",  # 6to4: embeds an IPv4 address
-        "64:ff9b::/96",  # NAT64: embeds an IPv4 address
-        "64:ff9b:1::/48",  # local-use NAT64
-        "2001::/32",  # Teredo
-        "fec0::/10",  # deprecated site-local
-    )
-)
-_SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 _RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 _BAD_URL_ERRORS = (
     requests.exceptions.InvalidSchema,
@@ -71,27 +63,9 @@ _BAD_URL_ERRORS = (
 )
 
 
-def refusal_reason(address: IPAddress, allowlist: Iterable[IPNetwork] = ()) -> str | None:
-    """Why connecting to ``address`` is not allowed, or None if it is."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # the kernel connects to the IPv4 address it embeds
-    if any(address in network for network in allowlist if network.version == address.version):
-        return None
-    checks: tuple[tuple[bool, str], ...] = (
-        (address.is_unspecified, "an unspecified"),
-        (address.is_loopback, "a loopback"),
-        (address.is_link_local, "a link-local"),
-        (address.is_multicast, "a multicast"),
-        (address.is_private, "a private"),
-        (isinstance(address, ipaddress.IPv4Address) and address in _SHARED_ADDRESS_SPACE, "a shared (CGNAT)"),
-        (address.is_reserved, "a reserved"),
-        (any(address in net for net in _EMBEDDING_OR_SPECIAL if net.version == address.version), "a special"),
-        (not address.is_global, "a non-public"),
-    )
-    for refused, kind in checks:
-        if refused:
-            return f"{kind} address"
-    return None
+def _refused(host: str, reason: str) -> UrlRefused:
+    logger.info("refused host %s: it resolves to %s address", host, reason.removesuffix(" address"))
+    return UrlRefused(f"refused: address not allowed (host {host})")
 
 
 def _host_of(url: str) -> str:
@@ -139,7 +113,7 @@ def check_url(url: str, allowlist: Iterable[IPNetwork]) -> None:
     for address in addresses:
         reason = refusal_reason(address, allowlist)
         if reason is not None:
-            raise UrlRefused(f"refused: host {host} resolves to {reason}")
+            raise _refused(host, reason)
 
 
 class _GuardedAdapter(IPFilterAdapter):  # type: ignore[misc]  # the library ships no type hints
@@ -151,6 +125,10 @@ class _GuardedAdapter(IPFilterAdapter):  # type: ignore[misc]  # the library shi
             allow_loopback=any(network.is_loopback for network in allowlist),
         )
         self._allowlist = allowlist
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        install_deadline_pools(self.poolmanager)  # every socket watched by the caller's total deadline
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         _check_form(request.url or "")  # every hop, including redirects, before any connection
@@ -166,11 +144,11 @@ class _GuardedAdapter(IPFilterAdapter):  # type: ignore[misc]  # the library shi
         except InvalidIPAddress as exc:
             address = exc.args[0] if exc.args else None
             kind = refusal_reason(address) if isinstance(address, IPAddress) else None
-            raise UrlRefused(f"refused: host {host} resolves to {kind or 'a non-public address'}") from None
+            raise _refused(host, kind or "a non-public address") from None
         pinned = ipaddress.ip_address(str(host_params["host"]).strip("[]"))
         reason = refusal_reason(pinned, self._allowlist)
         if reason is not None:
-            raise UrlRefused(f"refused: host {host} resolves to {reason}")
+            raise _refused(host, reason)
         return host_params, pool_kwargs
 
 
@@ -183,7 +161,7 @@ class GuardedSession(HTTPSession):  # type: ignore[misc]  # the library ships no
 def build_session(settings: Settings) -> requests.Session:
     """The hardened, pooled session for all outbound HTTP (one per process: the caller caches it)."""
     allowlist = tuple(settings.outbound_allowlist)
-    unsupported = [n for n in allowlist if not n.is_loopback and not _is_public(n)]
+    unsupported = [n for n in allowlist if not n.is_loopback and not is_public_network(n)]
     if unsupported:
         raise ConfigError(
             "OUTBOUND_ALLOWLIST may open loopback networks only; refusing "
@@ -209,11 +187,6 @@ def build_session(settings: Settings) -> requests.Session:
     return session
 
 
-def _is_public(network: IPNetwork) -> bool:
-    ends = (network.network_address, network.broadcast_address)
-    return all(refusal_reason(address) is None for address in ends)
-
-
 def download(
     session: requests.Session,
     url: str,
@@ -228,13 +201,29 @@ def download(
     Raises UrlRefused (permanent) for a refused URL or address, PermanentFailure for 4xx (except
     408/429), too many redirects or a body over the limit, TransientFailure for 5xx, 408, 429,
     connection errors and timeouts. The total deadline defaults to a connect timeout plus
-    ``DEFAULT_TOTAL_READ_TIMEOUTS`` read timeouts; it may be overrun by at most one read timeout.
+    ``DEFAULT_TOTAL_READ_TIMEOUTS`` read timeouts; it covers connect, TLS, headers and body (see
+    ``shared.http_deadline``), redirects included.
     """
     if not isinstance(session, GuardedSession):
         raise TypeError("download needs the guarded session from build_session")
     host, _ = _check_form(url)
     if total_timeout_s is None:
         total_timeout_s = connect_timeout_s + DEFAULT_TOTAL_READ_TIMEOUTS * read_timeout_s
+    too_slow = TransientFailure(f"download from {host} took longer than {total_timeout_s:g}s")
+    with total_deadline(total_timeout_s) as scope:
+        try:
+            return _download(session, url, host, max_bytes, connect_timeout_s, read_timeout_s, total_timeout_s)
+        except (TransientFailure, PermanentFailure) as exc:
+            # The watchdog cut the connection: say so, rather than "the connection broke".
+            if scope.expired and not isinstance(exc, UrlRefused):
+                raise too_slow from None
+            raise
+
+
+def _download(
+    session: requests.Session, url: str, host: str, max_bytes: int, connect_timeout_s: float,
+    read_timeout_s: float, total_timeout_s: float,
+) -> bytes:
     deadline = time.monotonic() + total_timeout_s
 
     def _stop_redirects_after_deadline(response: requests.Response, *args: Any, **kwargs: Any) -> None:

@@ -9,12 +9,15 @@ Output CSV: one row per product in input order, with the columns of the input pl
 failed (or still pending) image keeps its slot as an empty string, so the n-th output URL always
 belongs to the n-th input URL: ``https://a/1.jpg,,https://a/3.jpg`` means the second failed.
 Cells are written with ``defusedcsv`` so a product name such as ``=HYPERLINK(...)`` is
-neutralised before a spreadsheet can evaluate it.
+neutralised before a spreadsheet can evaluate it, and every control character (ANSI escapes
+included) and bidirectional override (U+202E and its kin, which reorder what a reader sees) is
+replaced by U+FFFD, so a cell cannot restyle a terminal or disguise itself.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -25,6 +28,14 @@ from shared.webhook import redact_url
 
 CSV_HEADER = ("S. No.", "Product Name", "Input Image Urls", "Output Image Urls")
 URL_SEPARATOR = ","
+# C0 and C1 controls (ESC starts ANSI sequences), bidi embeddings/overrides/isolates and marks,
+# and the Unicode line and paragraph separators.
+_UNSAFE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def neutralise(text: str) -> str:
+    """``text`` with every control or bidi formatting character replaced by U+FFFD."""
+    return _UNSAFE_CHARACTERS.sub("\ufffd", text)
 
 
 def iso_utc(moment: datetime | None) -> str | None:
@@ -150,8 +161,8 @@ def output_csv(images: Sequence[ImageRecord]) -> str:
         outputs = ((image.output_url or "") if image.status is ImageStatus.DONE else "" for image in ordered)
         writer.writerow((
             product[0].serial,
-            product[0].product_name,
-            URL_SEPARATOR.join(image.input_url for image in ordered),
-            URL_SEPARATOR.join(outputs),
+            neutralise(product[0].product_name),
+            neutralise(URL_SEPARATOR.join(image.input_url for image in ordered)),
+            neutralise(URL_SEPARATOR.join(outputs)),
         ))
     return buffer.getvalue()

@@ -146,6 +146,10 @@ class Settings:
     # Database: a SQL Server ODBC connection string selects SQL Server, else SQLite at sqlite_path.
     sqlserver_connection_string: Secret = NO_SECRET
     sqlite_path: Path = Path(".data/imgpipe.sqlite3")
+    # SQL Server: a statement running longer is cancelled (and its transaction rolled back);
+    # transient errors are retried with backoff (5 s growing to 60 s) for at most this long.
+    sqlserver_statement_timeout_s: int = 30
+    sqlserver_retry_budget_s: float = 120.0
     redis_url: Secret = DEFAULT_REDIS_URL
     # Output storage: "local" (a folder) or "blob" (a container of the storage account).
     output_storage: str = "local"
@@ -212,6 +216,10 @@ class Settings:
         quality = _int(env, "JPEG_QUALITY", _default("jpeg_quality"), minimum=1)
         if quality > 95:
             raise ConfigError(f"JPEG_QUALITY must be at most 95, got {quality}")
+        public_base_url = _optional_http_url(env, "OUTPUT_PUBLIC_BASE_URL")
+        if env.get("WEBSITE_INSTANCE_ID", "").strip() and output_storage == "local" and not public_base_url:
+            # In Azure, local outputs would be file:// paths of a worker's disk shown to clients.
+            raise ConfigError("running in Azure: set OUTPUT_STORAGE=blob, or OUTPUT_PUBLIC_BASE_URL for local outputs")
         ratio = _float(env, "SIZE_TARGET_RATIO", _default("size_target_ratio"))
         if ratio >= 1.0:
             raise ConfigError(f"SIZE_TARGET_RATIO must be below 1 (0 turns it off), got {ratio}")
@@ -232,6 +240,12 @@ class Settings:
             notify_queue=_text(env, "NOTIFY_QUEUE_NAME", _default("notify_queue")),
             sqlserver_connection_string=Secret(env.get("SQLSERVER_CONNECTION_STRING", "").strip()),
             sqlite_path=Path(_text(env, "SQLITE_PATH", str(_default("sqlite_path")))),
+            sqlserver_statement_timeout_s=_int(
+                env, "SQLSERVER_STATEMENT_TIMEOUT_SECONDS", _default("sqlserver_statement_timeout_s"), minimum=1
+            ),
+            sqlserver_retry_budget_s=_float(
+                env, "SQLSERVER_RETRY_BUDGET_SECONDS", _default("sqlserver_retry_budget_s")
+            ),
             redis_url=Secret(_text(env, "REDIS_URL", DEFAULT_REDIS_URL)),
             output_storage=output_storage,
             output_dir=Path(_text(env, "OUTPUT_DIR", str(_default("output_dir")))),

@@ -1,30 +1,35 @@
 """What differs between SQLite and SQL Server (T-SQL), and nothing else.
 
 ``shared.store`` writes generic SQL with ``?`` parameters (both sqlite3 and pyodbc use the qmark
-style); a ``Dialect`` supplies the DDL, row limits, insert-if-absent, datetime conversion,
-connection set-up and the classification of driver errors.
+style); a ``Dialect`` supplies the migration scripts' file suffix and batch splitting, row limits,
+datetime conversion, connection set-up, the retry policy, and the classification of driver errors.
 
-Why a small hand-written dialect rather than SQLAlchemy Core: the store issues about twenty fixed
-statements, all plain enough to be portable; a dependency of SQLAlchemy's size (and its pool, its
-own thread rules and engine configuration) would be more to learn, deploy and configure than the
-~40 lines that actually differ. The T-SQL text is checked instead by parsing every statement with
-sqlglot (tests/unit/test_tsql.py) and by the live SQL Server suite (tests/sqlserver/).
+Why a small hand-written layer rather than SQLAlchemy Core (+ Alembic): the store sends about
+twenty fixed statements that are portable as written; what SQL Server needs from them (varchar
+parameters against CHAR keys, binary collations, no range locks, a statement timeout, error
+numbers from the driver) is a handful of decisions that SQLAlchemy would not make for us either:
+its ``mssql+pyodbc`` dialect also binds Python ``str`` as NVARCHAR, leaves collations to the DDL
+and retries to the application. The layer stays small enough to read in one sitting and is
+checked by parsing every statement and every migration with sqlglot's T-SQL parser
+(tests/unit/test_tsql.py) and by the live SQL Server suite (tests/sqlserver/), which asserts the
+hot statements' plans seek without CONVERT_IMPLICIT.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 # SQLGetInfo's InfoType for the driver's file name (sql.h); named here so that nothing but a real
 # connection needs pyodbc, whose import fails where the unixODBC driver manager is not installed.
 ODBC_SQL_DRIVER_NAME = 6
 
-SCHEMA_SQL_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
+SQLSERVER_STATEMENT_TIMEOUT_S = 30
+SQLSERVER_RETRY_BUDGET_S = 120.0
 
 
 class DBAPICursor(Protocol):
@@ -32,6 +37,9 @@ class DBAPICursor(Protocol):
 
     @property
     def rowcount(self) -> int: ...
+
+    @property
+    def description(self) -> Any: ...
 
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
 
@@ -56,72 +64,26 @@ class DBAPIConnection(Protocol):
     def close(self) -> None: ...
 
 
-SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    request_id TEXT NOT NULL PRIMARY KEY,
-    status TEXT NOT NULL,
-    webhook_url TEXT,
-    idempotency_key TEXT,
-    products INTEGER NOT NULL,
-    images INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    completed_at TEXT,
-    fanout_completed_at TEXT,
-    fanin_reseed_at TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS ux_requests_idempotency_key
-    ON requests (idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS ix_requests_fanout_pending
-    ON requests (created_at) WHERE fanout_completed_at IS NULL;
-CREATE TABLE IF NOT EXISTS products (
-    request_id TEXT NOT NULL REFERENCES requests (request_id),
-    serial INTEGER NOT NULL,
-    line INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    PRIMARY KEY (request_id, serial)
-);
-CREATE TABLE IF NOT EXISTS images (
-    request_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    serial INTEGER NOT NULL,
-    url_index INTEGER NOT NULL,
-    input_url TEXT NOT NULL,
-    status TEXT NOT NULL,
-    output_url TEXT,
-    error TEXT,
-    bytes_in INTEGER,
-    bytes_out INTEGER,
-    width INTEGER,
-    height INTEGER,
-    format TEXT,
-    quality INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    enqueued_at TEXT,
-    started_at TEXT,
-    finished_at TEXT,
-    download_ms INTEGER,
-    process_ms INTEGER,
-    store_ms INTEGER,
-    PRIMARY KEY (request_id, seq),
-    FOREIGN KEY (request_id, serial) REFERENCES products (request_id, serial)
-);
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    request_id TEXT NOT NULL REFERENCES requests (request_id),
-    attempt INTEGER NOT NULL,
-    delivery_id TEXT NOT NULL,
-    attempted_at TEXT NOT NULL,
-    url TEXT NOT NULL,
-    status_code INTEGER,
-    error TEXT,
-    succeeded INTEGER NOT NULL,
-    PRIMARY KEY (request_id, attempt)
-);
-"""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff for transient errors: ``first_delay_s`` doubling up to ``max_delay_s``, retried
+    until the next wait would take the total waited past ``budget_s``."""
+
+    first_delay_s: float
+    max_delay_s: float
+    budget_s: float
+
+    def delays(self) -> Iterator[float]:
+        delay, waited = max(self.first_delay_s, 0.001), 0.0  # a zero delay must not retry forever
+        while waited + delay <= self.budget_s:
+            yield delay
+            waited += delay
+            delay = max(min(delay * 2, self.max_delay_s), 0.001)
 
 
 def split_sqlite_script(script: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in script.split(";") if part.strip())
+    lines = (line for line in script.splitlines() if not line.strip().startswith("--"))
+    return tuple(part.strip() for part in "\n".join(lines).split(";") if part.strip())
 
 
 def split_tsql_batches(script: str) -> tuple[str, ...]:
@@ -143,8 +105,13 @@ class Dialect:
     name = "generic"
     # Run before the first statement of a write transaction (None: the driver opens one itself).
     begin_write: str | None = None
+    # A query whose column ``present`` is 1 when the schema_version table exists, else 0.
+    schema_version_exists: str = ""
+    # Run first in each migration's transaction, so two migrators never apply the same step.
+    migration_lock: str | None = None
+    retry_policy = RetryPolicy(first_delay_s=0.05, max_delay_s=1.6, budget_s=5.0)
 
-    def schema_statements(self) -> tuple[str, ...]:
+    def split_script(self, script: str) -> tuple[str, ...]:
         raise NotImplementedError
 
     def prepare_connection(self, connection: DBAPIConnection) -> None:
@@ -155,10 +122,6 @@ class Dialect:
 
     def select_first(self, limit: int, rest: str) -> str:
         """``SELECT`` the first ``limit`` rows; ``rest`` is the query after the word SELECT."""
-        raise NotImplementedError
-
-    def insert_if_absent(self, table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
-        """An INSERT of one row (parameters in ``columns`` order) that does nothing if the key exists."""
         raise NotImplementedError
 
     def to_db(self, moment: datetime | None) -> Any:
@@ -178,7 +141,7 @@ class Dialect:
         return False
 
     def is_already_exists(self, exc: BaseException) -> bool:
-        """Whether a DDL error means another process created the object first."""
+        """Whether a migration statement failed only because its change is already there."""
         return False
 
 
@@ -187,12 +150,17 @@ class SQLiteDialect(Dialect):
     # Take the write lock up front: a deferred transaction that reads then writes can fail with
     # SQLITE_BUSY without waiting when another connection wrote in between (WAL snapshots).
     begin_write = "BEGIN IMMEDIATE"
+    schema_version_exists = (
+        "SELECT COUNT(*) AS present FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    )
 
-    def __init__(self, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, busy_timeout_ms: int = 5000, retry_policy: RetryPolicy | None = None) -> None:
         self.busy_timeout_ms = busy_timeout_ms
+        if retry_policy is not None:
+            self.retry_policy = retry_policy
 
-    def schema_statements(self) -> tuple[str, ...]:
-        return split_sqlite_script(SQLITE_SCHEMA)
+    def split_script(self, script: str) -> tuple[str, ...]:
+        return split_sqlite_script(script)
 
     def prepare_connection(self, connection: DBAPIConnection) -> None:
         cursor = connection.cursor()
@@ -207,11 +175,6 @@ class SQLiteDialect(Dialect):
     def select_first(self, limit: int, rest: str) -> str:
         return f"SELECT {rest} LIMIT {int(limit)}"
 
-    def insert_if_absent(self, table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
-        marks = ", ".join("?" for _ in columns)
-        # Identifiers come from the store's constants, never from input.
-        return f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
-
     def to_db(self, moment: datetime | None) -> Any:
         # Fixed-width text, so comparisons in SQL order the same as the instants.
         return None if moment is None else _to_utc_naive(moment).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -221,68 +184,107 @@ class SQLiteDialect(Dialect):
         return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
-        return isinstance(exc, sqlite3.IntegrityError) and "unique" in str(exc).lower()
+        text = str(exc).lower()
+        return isinstance(exc, sqlite3.IntegrityError) and ("unique" in text or "primary key" in text)
+
+    def is_already_exists(self, exc: BaseException) -> bool:
+        # SQLite has no ADD COLUMN IF NOT EXISTS; a re-run migration meets its own column.
+        return isinstance(exc, sqlite3.OperationalError) and "duplicate column name" in str(exc).lower()
 
 
-# SQL Server error numbers worth a retry: deadlock victim, lock timeout, and Azure SQL's
-# documented transient ones (failover, throttling, service busy).
-_TSQL_TRANSIENT_NUMBERS = frozenset(
-    {1205, 1222, 4060, 4221, 10928, 10929, 40197, 40501, 40613, 49918, 49919, 49920}
-)
-_TSQL_TRANSIENT_STATES = frozenset({"08S01", "08001", "08004", "08007", "HYT00", "HYT01", "40001"})
+# SQL Server error numbers worth a retry: the baseline list of Microsoft's own client
+# (dotnet/SqlClient, SqlConfigurableRetryFactory: deadlock, lock resources, Azure SQL failover,
+# throttling and busy service, connection drops) plus 64 and 20 (connection lost during login,
+# and SSL negotiation) that Microsoft's transient-fault guidance for Azure SQL lists.
+TSQL_TRANSIENT_NUMBERS = frozenset({
+    20, 64, 233, 997, 1204, 1205, 1222, 4060, 4221, 10053, 10054, 10060, 10928, 10929,
+    40143, 40197, 40501, 40540, 40613, 49918, 49919, 49920,
+})  # fmt: skip
+# ODBC SQLSTATEs of a lost or refused connection, a timeout, and a serialization failure.
+TSQL_TRANSIENT_STATES = frozenset({"08S01", "08001", "08004", "08007", "HYT00", "HYT01", "40001"})
+TSQL_UNIQUE_NUMBERS = frozenset({2601, 2627})
+
+# pyodbc formats each ODBC diagnostic record as "[SQLSTATE] message (native) (SQLFunction)" for
+# the first and "; [SQLSTATE] message (native)" for the rest (pyodbc src/errors.cpp), so a native
+# error number is a parenthesised integer right before " (SQLxxx)", "; [" or the end. Digits
+# inside the message text (a duplicate key value "(40613)") are not.
+_NATIVE_ERROR = re.compile(r"\((-?\d+)\)(?=\s\(SQL\w+\)(?:;|$)|;\s\[|$)")
+_MICROSOFT_DRIVER = re.compile(r"^(?:lib)?(?:msodbcsql|sqlncli)", re.IGNORECASE)
 
 
-def _odbc_state_and_numbers(exc: BaseException) -> tuple[str, set[int]]:
+def odbc_state_and_numbers(exc: BaseException) -> tuple[str, frozenset[int]]:
+    """The SQLSTATE and the native error numbers a pyodbc error carries."""
     state = str(exc.args[0]) if exc.args else ""
-    message = " ".join(str(arg) for arg in exc.args[1:])
-    numbers = {int(found) for found in re.findall(r"\((\d{3,6})\)", message)}
-    return state, numbers
+    message = str(exc.args[1]) if len(exc.args) > 1 else ""
+    return state, frozenset(int(found) for found in _NATIVE_ERROR.findall(message.rstrip()))
+
+
+def is_microsoft_driver(driver_file: str) -> bool:
+    """Whether an ODBC driver file name (SQLGetInfo SQL_DRIVER_NAME) is Microsoft's SQL Server driver.
+
+    Linux ``libmsodbcsql-18.3.so.2.1``, Windows ``msodbcsql18.dll``, macOS ``libmsodbcsql.18.dylib``
+    and the old Native Client ``sqlncli11.dll`` are; FreeTDS ``libtdsodbc.so`` and SQLite's
+    ``libsqlite3odbc.so`` are not (fast_executemany crashes the latter: FACTS.md).
+    """
+    name = re.split(r"[\\/]", driver_file.strip())[-1]
+    return bool(_MICROSOFT_DRIVER.match(name))
 
 
 class TSQLDialect(Dialect):
     name = "tsql"
+    schema_version_exists = (
+        "SELECT CASE WHEN OBJECT_ID(N'dbo.schema_version', N'U') IS NULL THEN 0 ELSE 1 END AS present"
+    )
+    # Serialises migrators; released with the migration's transaction.
+    migration_lock = (
+        "EXEC sp_getapplock @Resource = N'imgpipe-migrate', @LockMode = N'Exclusive',"
+        " @LockOwner = N'Transaction', @LockTimeout = 60000"
+    )
 
-    def __init__(self, schema_path: Path = SCHEMA_SQL_PATH) -> None:
-        self.schema_path = schema_path
+    def __init__(
+        self,
+        statement_timeout_s: int = SQLSERVER_STATEMENT_TIMEOUT_S,
+        retry_budget_s: float = SQLSERVER_RETRY_BUDGET_S,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.statement_timeout_s = statement_timeout_s
+        # Microsoft's guidance for Azure SQL: wait at least 5 s before the first retry and grow
+        # the wait up to about a minute (a failover or reconfiguration takes that long).
+        self.retry_policy = retry_policy or RetryPolicy(first_delay_s=5.0, max_delay_s=60.0, budget_s=retry_budget_s)
 
-    def schema_statements(self) -> tuple[str, ...]:
-        return split_tsql_batches(self.schema_path.read_text(encoding="utf-8"))
+    def split_script(self, script: str) -> tuple[str, ...]:
+        return split_tsql_batches(script)
+
+    def prepare_connection(self, connection: DBAPIConnection) -> None:
+        # pyodbc's connect(timeout=) is the login timeout only; Connection.timeout is the query
+        # timeout every cursor inherits (SQL_ATTR_QUERY_TIMEOUT), so a blocked statement ends.
+        connection.timeout = self.statement_timeout_s  # type: ignore[attr-defined]
+        cursor = connection.cursor()
+        try:
+            # A timeout or a client-side cancel then rolls the whole transaction back instead
+            # of leaving it open with its locks on a pooled connection.
+            cursor.execute("SET XACT_ABORT ON")
+        finally:
+            cursor.close()
+        connection.commit()
 
     def prepare_bulk(self, cursor: DBAPICursor, connection: DBAPIConnection) -> None:
-        # fast_executemany sends parameter arrays in one round trip. Only Microsoft's driver
-        # supports it: other ODBC drivers (SQLite's, FreeTDS) misbehave or crash the process.
+        # fast_executemany sends parameter arrays in one round trip; only Microsoft's driver
+        # supports it (other ODBC drivers misbehave, SQLite's crashes the process).
         getinfo = getattr(connection, "getinfo", None)
-        if getinfo is None:
-            return
-        driver = str(getinfo(ODBC_SQL_DRIVER_NAME)).lower()
-        if driver.startswith("msodbcsql") or "sqlncli" in driver:
+        if getinfo is not None and is_microsoft_driver(str(getinfo(ODBC_SQL_DRIVER_NAME))):
             cursor.fast_executemany = True  # type: ignore[attr-defined]
 
     def select_first(self, limit: int, rest: str) -> str:
         return f"SELECT TOP ({int(limit)}) {rest}"
 
-    def insert_if_absent(self, table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
-        # HOLDLOCK makes the existence check and the insert one atomic step under concurrency.
-        selected = ", ".join(f"? AS {column}" for column in columns)
-        matched = " AND ".join(f"target.{key} = source.{key}" for key in keys)
-        names = ", ".join(columns)
-        values = ", ".join(f"source.{column}" for column in columns)
-        return (
-            f"MERGE INTO {table} WITH (HOLDLOCK) AS target USING (SELECT {selected}) AS source "  # noqa: S608
-            f"ON {matched} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values});"
-        )
-
     def to_db(self, moment: datetime | None) -> Any:
         return None if moment is None else _to_utc_naive(moment)
 
     def is_transient(self, exc: BaseException) -> bool:
-        state, numbers = _odbc_state_and_numbers(exc)
-        return state in _TSQL_TRANSIENT_STATES or bool(numbers & _TSQL_TRANSIENT_NUMBERS)
+        state, numbers = odbc_state_and_numbers(exc)
+        return state in TSQL_TRANSIENT_STATES or bool(numbers & TSQL_TRANSIENT_NUMBERS)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
-        _, numbers = _odbc_state_and_numbers(exc)
-        return bool(numbers & {2601, 2627})
-
-    def is_already_exists(self, exc: BaseException) -> bool:
-        _, numbers = _odbc_state_and_numbers(exc)
-        return bool(numbers & {2714, 1913})
+        _, numbers = odbc_state_and_numbers(exc)
+        return bool(numbers & TSQL_UNIQUE_NUMBERS)

@@ -6,7 +6,9 @@ differs between the two lives in ``shared.sql_dialect``.
 
 Concurrency: connections, transactions and retries of transient errors are ``shared.database``'s.
 State changes are conditional updates, so a redelivered message or a racing worker cannot finish
-an image or complete a request twice.
+an image or complete a request twice. Every write whose answer matters (a stored request, a
+finished image, a completion, a webhook claim) also says how to recognise its own committed
+result, so a retry after a lost commit acknowledgement answers as the first attempt did.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared import migrate
 from shared import store_sql as sql
-from shared.database import SQLITE_BUSY_TIMEOUT_S, Database, sqlite_connector, sqlserver_connector
+from shared.database import SQLITE_BUSY_TIMEOUT_S, Database, rows_of, sqlite_connector, sqlserver_connector
 from shared.errors import MAX_ERROR_CHARS, DuplicateRequest
 from shared.models import (
-    DeliveryAttempt,
     ImageOutcome,
     ImageRecord,
     ImageStatus,
@@ -32,7 +34,17 @@ from shared.models import (
     RequestStatus,
 )
 from shared.settings import Settings
-from shared.sql_dialect import DBAPIConnection, DBAPICursor, Dialect
+from shared.sql_dialect import (
+    SQLSERVER_RETRY_BUDGET_S,
+    SQLSERVER_STATEMENT_TIMEOUT_S,
+    DBAPIConnection,
+    DBAPICursor,
+    Dialect,
+    RetryPolicy,
+    SQLiteDialect,
+)
+from shared.sql_limits import truncate_utf16
+from shared.store_deliveries import DeliveryRecords, first_row
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +65,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-class Store:
+class Store(DeliveryRecords):
     """The database of imgpipe; safe to share between threads (one connection each)."""
 
     def __init__(self, connect: Callable[[], DBAPIConnection], dialect: Dialect) -> None:
@@ -68,25 +80,43 @@ class Store:
     def from_settings(cls, settings: Settings) -> Store:
         """SQL Server when a connection string is set, else SQLite at ``settings.sqlite_path``."""
         if settings.sqlserver_connection_string:
-            return cls.for_sqlserver(str(settings.sqlserver_connection_string))
+            return cls.for_sqlserver(
+                str(settings.sqlserver_connection_string),
+                statement_timeout_s=settings.sqlserver_statement_timeout_s,
+                retry_budget_s=settings.sqlserver_retry_budget_s,
+            )
         return cls.for_sqlite(settings.sqlite_path)
 
     @classmethod
-    def for_sqlite(cls, path: Path, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Store:
-        return cls(*sqlite_connector(path, busy_timeout_s))
+    def for_sqlite(
+        cls, path: Path, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S, retry_policy: RetryPolicy | None = None
+    ) -> Store:
+        return cls(*sqlite_connector(path, busy_timeout_s, retry_policy))
 
     @classmethod
-    def for_sqlserver(cls, connection_string: str) -> Store:
-        return cls(*sqlserver_connector(connection_string))
+    def for_sqlserver(
+        cls,
+        connection_string: str,
+        statement_timeout_s: int = SQLSERVER_STATEMENT_TIMEOUT_S,
+        retry_budget_s: float = SQLSERVER_RETRY_BUDGET_S,
+    ) -> Store:
+        return cls(*sqlserver_connector(connection_string, statement_timeout_s, retry_budget_s))
 
     def ensure_schema(self) -> None:
-        """Create whatever tables and indexes are missing (safe to run from many processes)."""
-        for statement in self.dialect.schema_statements():
-            try:
-                self._update(statement, ())
-            except Exception as exc:
-                if not self.dialect.is_already_exists(exc):
-                    raise
+        """Make sure the schema is current before use (safe to run from many processes).
+
+        SQLite (local, embedded) applies its missing migrations itself. SQL Server is only
+        checked: the app's identity needs no DDL rights, and a database behind this build raises
+        ``ConfigError`` naming the command that upgrades it (``python -m shared.migrate``).
+        """
+        if isinstance(self.dialect, SQLiteDialect):
+            migrate.migrate(self._db)
+        else:
+            migrate.require_current(self._db)
+
+    def migrate(self) -> list[int]:
+        """Apply every missing migration (needs DDL rights); the versions applied."""
+        return migrate.migrate(self._db)
 
     def close(self) -> None:
         self._db.close()
@@ -124,12 +154,18 @@ class Store:
                     yield (request_id, seq, product.serial, url_index, url)
                     seq += 1
 
-        def work(cursor: DBAPICursor) -> None:
+        def stored_already(cursor: DBAPICursor) -> bool | None:
+            # request ids are fresh per upload: a row under this id is this call's own, committed
+            # by an attempt whose acknowledgement was lost.
+            cursor.execute(sql.REQUEST_EXISTS, (request_id,))
+            return True if rows_of(cursor) else None
+
+        def work(cursor: DBAPICursor) -> bool:
             if idempotency_key is not None:
                 cursor.execute(sql.SELECT_BY_KEY, (idempotency_key,))
-                existing = cursor.fetchone()
+                existing = first_row(rows_of(cursor))
                 if existing is not None:
-                    raise DuplicateRequest(str(existing[0]).strip())
+                    raise DuplicateRequest(str(existing["request_id"]).strip())
             cursor.execute(sql.INSERT_REQUEST, request_row)
             self.dialect.prepare_bulk(cursor, self._connection())
             product_rows = ((request_id, p.serial, p.line, p.name) for p in products)
@@ -137,39 +173,54 @@ class Store:
                 cursor.executemany(sql.INSERT_PRODUCT, chunk)
             for chunk in _chunks(image_rows(), BULK_ROWS):
                 cursor.executemany(sql.INSERT_IMAGE, chunk)
+            return True
 
         try:
-            self._run(work, write=True)
+            self._run(work, write=True, committed=stored_already)
         except Exception as exc:
             if idempotency_key is None or not self.dialect.is_unique_violation(exc):
                 raise
             existing_id = self.find_by_idempotency_key(idempotency_key)  # a racing insert won
             if existing_id is None:
                 raise
+            if existing_id == request_id:
+                return
             raise DuplicateRequest(existing_id) from exc
 
     def find_by_idempotency_key(self, key: str) -> str | None:
-        rows = self._fetch_all(sql.SELECT_BY_KEY, (key,))
-        return str(rows[0][0]).strip() if rows else None
+        row = first_row(self._fetch_all(sql.SELECT_BY_KEY, (key,)))
+        return str(row["request_id"]).strip() if row else None
 
     def get_request(self, request_id: str) -> RequestRecord | None:
-        rows = self._fetch_all(sql.SELECT_REQUEST, (request_id,))
-        if not rows:
+        row = first_row(self._fetch_all(sql.SELECT_REQUEST, (request_id,)))
+        if row is None:
             return None
-        row, from_db = rows[0], self.dialect.from_db
-        created_at, updated_at = from_db(row[4]), from_db(row[5])
+        finished = int(row["done_images"]) + int(row["failed_images"])
+        if not row["any_pending"] and finished != int(row["images"]):
+            logger.warning("request %s: image counts were behind its images; recounting once", request_id)
+            self._update(sql.RECOUNT_IMAGES, (request_id,))
+            row = first_row(self._fetch_all(sql.SELECT_REQUEST, (request_id,)))
+            assert row is not None  # requests are never deleted
+        from_db = self.dialect.from_db
+        created_at, updated_at = from_db(row["created_at"]), from_db(row["updated_at"])
         assert created_at is not None and updated_at is not None  # NOT NULL columns
-        # fmt: off
         return RequestRecord(
-            request_id=request_id, status=RequestStatus(row[0]), webhook_url=row[1], products=int(row[2]),
-            images=int(row[3]), done=int(row[8]), failed=int(row[9]), created_at=created_at,
-            updated_at=updated_at, completed_at=from_db(row[6]), fanout_completed_at=from_db(row[7]),
+            request_id=request_id,
+            status=RequestStatus(row["status"]),
+            webhook_url=row["webhook_url"],
+            products=int(row["products"]),
+            images=int(row["images"]),
+            done=int(row["done_images"]),
+            failed=int(row["failed_images"]),
+            created_at=created_at,
+            updated_at=updated_at,
+            completed_at=from_db(row["completed_at"]),
+            fanout_completed_at=from_db(row["fanout_completed_at"]),
         )
-        # fmt: on
 
     def unenqueued_tasks(self, request_id: str) -> list[ImageTask]:
         rows = self._fetch_all(sql.SELECT_UNENQUEUED, (request_id,))
-        return [ImageTask(request_id, int(seq), str(url), int(total)) for seq, url, total in rows]
+        return [ImageTask(request_id, int(r["seq"]), str(r["input_url"]), int(r["total"])) for r in rows]
 
     def mark_enqueued(self, request_id: str, seqs: Sequence[int]) -> None:
         now = self.dialect.to_db(_now())
@@ -189,39 +240,56 @@ class Store:
     def stale_fanouts(self, older_than: datetime, limit: int = 100) -> list[str]:
         """Requests created before ``older_than`` whose fan-out never finished, oldest first."""
         statement = self.dialect.select_first(limit, sql.STALE_FANOUTS)
-        return [str(row[0]).strip() for row in self._fetch_all(statement, (self.dialect.to_db(older_than),))]
+        rows = self._fetch_all(statement, (self.dialect.to_db(older_than),))
+        return [str(row["request_id"]).strip() for row in rows]
 
     def complete_request(self, request_id: str) -> bool:
         """Mark the request Completed; True for exactly one caller, and only once no image is Pending."""
         now = self.dialect.to_db(_now())
-        return self._update(sql.COMPLETE_REQUEST, (now, now, request_id))
+
+        def completed_by_this_call(cursor: DBAPICursor) -> bool | None:
+            cursor.execute(sql.SELECT_COMPLETED_AT, (request_id,))
+            row = first_row(rows_of(cursor))
+            return True if row is not None and self._same_instant(row["completed_at"], now) else None
+
+        return self._update(sql.COMPLETE_REQUEST, (now, now, request_id), completed_by_this_call)
 
     def mark_fanin_reseed(self, request_id: str) -> None:
         """Note that images finished while Redis was unreachable, so its count must be rebuilt."""
         self._update(sql.MARK_FANIN_RESEED, (self.dialect.to_db(_now()), request_id))
 
     def fanin_reseed_needed(self, request_id: str) -> bool:
-        rows = self._fetch_all(sql.SELECT_FANIN_RESEED, (request_id,))
-        return bool(rows) and rows[0][0] is not None
+        row = first_row(self._fetch_all(sql.SELECT_FANIN_RESEED, (request_id,)))
+        return row is not None and row["fanin_reseed_at"] is not None
 
     # -- images --------------------------------------------------------------------------------------
 
     def image_status(self, request_id: str, seq: int) -> ImageStatus | None:
-        rows = self._fetch_all(sql.SELECT_IMAGE_STATUS, (request_id, seq))
-        return ImageStatus(rows[0][0]) if rows else None
+        row = first_row(self._fetch_all(sql.SELECT_IMAGE_STATUS, (request_id, seq)))
+        return ImageStatus(row["status"]) if row else None
 
     def mark_started(self, request_id: str, seq: int) -> None:
         self._update(sql.MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
 
-    def _finish_image(self, statement: str, params: Sequence[Any], request_id: str, now: Any) -> bool:
+    def _finish_image(
+        self, statement: str, params: Sequence[Any], request_id: str, seq: int, now: Any, status: ImageStatus
+    ) -> bool:
+        done, failed = (1, 0) if status is ImageStatus.DONE else (0, 1)
+
         def work(cursor: DBAPICursor) -> bool:
             cursor.execute(statement, params)
             if cursor.rowcount <= 0:
                 return False  # already terminal: a redelivery or a racing worker finished it
-            cursor.execute(sql.MARK_PROCESSING, (now, request_id))
+            cursor.execute(sql.COUNT_FINISHED_IMAGE, (done, failed, now, request_id))
             return True
 
-        return self._run(work, write=True)
+        def finished_by_this_call(cursor: DBAPICursor) -> bool | None:
+            cursor.execute(sql.SELECT_IMAGE_STATUS, (request_id, seq))
+            row = first_row(rows_of(cursor))
+            ours = row is not None and row["status"] == status.value and self._same_instant(row["finished_at"], now)
+            return True if ours else None
+
+        return self._run(work, write=True, committed=finished_by_this_call)
 
     def record_done(self, request_id: str, seq: int, outcome: ImageOutcome) -> bool:
         """Record a compressed image if it is still Pending; True if this call changed it."""
@@ -229,74 +297,38 @@ class Store:
         o = outcome
         params = (o.output_url, o.bytes_in, o.bytes_out, o.width, o.height, o.format, o.quality,
                   o.download_ms, o.process_ms, o.store_ms, now, request_id, seq)  # fmt: skip
-        return self._finish_image(sql.RECORD_DONE, params, request_id, now)
+        return self._finish_image(sql.RECORD_DONE, params, request_id, seq, now, ImageStatus.DONE)
 
     def record_failed(self, request_id: str, seq: int, error: str) -> bool:
         """Record a failed image if it is still Pending; True if this call changed it."""
         now = self.dialect.to_db(_now())
-        params = (error[:MAX_ERROR_CHARS], now, request_id, seq)
-        return self._finish_image(sql.RECORD_FAILED, params, request_id, now)
+        params = (truncate_utf16(error, MAX_ERROR_CHARS), now, request_id, seq)
+        return self._finish_image(sql.RECORD_FAILED, params, request_id, seq, now, ImageStatus.FAILED)
 
     def terminal_seqs(self, request_id: str) -> set[int]:
-        return {int(row[0]) for row in self._fetch_all(sql.SELECT_TERMINAL, (request_id,))}
+        return {int(row["seq"]) for row in self._fetch_all(sql.SELECT_TERMINAL, (request_id,))}
 
     def list_images(self, request_id: str) -> list[ImageRecord]:
         from_db = self.dialect.from_db
-        # fmt: off
         return [
             ImageRecord(
-                request_id=request_id, seq=int(r[0]), serial=int(r[1]), product_name=r[2],
-                url_index=int(r[3]), input_url=r[4], status=ImageStatus(r[5]), output_url=r[6], error=r[7],
-                bytes_in=r[8], bytes_out=r[9], width=r[10], height=r[11], attempts=int(r[12]),
-                enqueued_at=from_db(r[13]), started_at=from_db(r[14]), finished_at=from_db(r[15]),
+                request_id=request_id,
+                seq=int(r["seq"]),
+                serial=int(r["serial"]),
+                product_name=r["product_name"],
+                url_index=int(r["url_index"]),
+                input_url=r["input_url"],
+                status=ImageStatus(r["status"]),
+                output_url=r["output_url"],
+                error=r["error"],
+                bytes_in=r["bytes_in"],
+                bytes_out=r["bytes_out"],
+                width=r["width"],
+                height=r["height"],
+                attempts=int(r["attempts"]),
+                enqueued_at=from_db(r["enqueued_at"]),
+                started_at=from_db(r["started_at"]),
+                finished_at=from_db(r["finished_at"]),
             )
             for r in self._fetch_all(sql.SELECT_IMAGES, (request_id,))
         ]
-        # fmt: on
-
-    # -- webhook deliveries ------------------------------------------------------------------------
-
-    def record_delivery_attempt(self, attempt: DeliveryAttempt) -> bool:
-        """Record (or claim) one attempt; True if this call inserted it, False if the number was taken.
-
-        Claiming an attempt number before sending is what keeps two racing notifies from both
-        posting: only the one whose insert wins may send.
-        """
-        statement = self.dialect.insert_if_absent(
-            "webhook_deliveries", sql.DELIVERY_COLUMNS, ("request_id", "attempt")
-        )
-        error = attempt.error[:MAX_ERROR_CHARS] if attempt.error is not None else None
-        a = attempt
-        params = (a.request_id, a.attempt, a.delivery_id, self.dialect.to_db(a.attempted_at), a.url,
-                  a.status_code, error, int(a.succeeded))  # fmt: skip
-        return self._update(statement, params)
-
-    def take_over_delivery_claim(self, request_id: str, attempt: int, marker: str, older_than: datetime) -> bool:
-        """Claim an attempt whose sender died (unfinished since before ``older_than``); True if won."""
-        now, cutoff = self.dialect.to_db(_now()), self.dialect.to_db(older_than)
-        return self._update(sql.TAKE_OVER_DELIVERY_CLAIM, (now, request_id, attempt, marker, cutoff))
-
-    def release_delivery_claim(self, request_id: str, attempt: int) -> None:
-        """Drop an attempt claimed but never sent (the sender failed before posting)."""
-        self._update(sql.RELEASE_DELIVERY_CLAIM, (request_id, attempt))
-
-    def finish_delivery_attempt(
-        self, request_id: str, attempt: int, status_code: int | None, error: str | None, succeeded: bool
-    ) -> None:
-        """Fill in the outcome of an attempt claimed with ``record_delivery_attempt``."""
-        error = error[:MAX_ERROR_CHARS] if error is not None else None
-        self._update(sql.FINISH_DELIVERY, (status_code, error, int(succeeded), request_id, attempt))
-
-    def delivery_attempts(self, request_id: str) -> list[DeliveryAttempt]:
-        attempts = []
-        for row in self._fetch_all(sql.SELECT_DELIVERIES, (request_id,)):
-            attempted_at = self.dialect.from_db(row[3])
-            assert attempted_at is not None  # NOT NULL column
-            # fmt: off
-            attempts.append(DeliveryAttempt(
-                request_id=request_id, attempt=int(row[1]), delivery_id=str(row[2]),
-                attempted_at=attempted_at, url=row[4], status_code=row[5], error=row[6],
-                succeeded=bool(row[7]),
-            ))
-            # fmt: on
-        return attempts

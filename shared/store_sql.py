@@ -1,16 +1,33 @@
 """The SQL the store sends, generic across SQLite and T-SQL (``?`` parameters).
 
 Kept apart from ``shared.store`` so the statements can be read (and parsed by the T-SQL check)
-in one place; what differs between the dialects lives in ``shared.sql_dialect``.
+in one place; what differs between the dialects lives in ``shared.sql_dialect``. Rows are read
+by the column names (or aliases) these statements select.
+
+Seeks on SQL Server: pyodbc binds a Python ``str`` as NVARCHAR, which outranks the CHAR(36)
+``request_id`` column and would convert the column (CONVERT_IMPLICIT) and scan. Every request id
+parameter is therefore written ``CAST(? AS VARCHAR(36))``: the parameter is converted,
+never the column. (SQLite reads the same CAST as TEXT.) Why not UNIQUEIDENTIFIER: it would need a
+cast of every parameter just the same, a rewrite of every key and foreign key of a deployed
+database, and ids would come back upper-case; the binary-collated CHAR(36) keeps the id the same
+text on both dialects, and the cast costs nothing.
+
+Locking under READ_COMMITTED_SNAPSHOT (Azure SQL's default) and under plain READ COMMITTED:
+every UPDATE finds its rows by a key seek, so it locks only the rows it changes, never a
+concurrent upload's. ``COMPLETE_REQUEST``'s NOT EXISTS reads images by row version under RCSI;
+that is safe because images only ever leave Pending, and the worker that finishes the last image
+calls it after its own commit. The webhook claim is a plain INSERT on the primary key (a loser
+gets a duplicate-key error) rather than MERGE ... HOLDLOCK, so it takes no key-range locks.
 """
 
 from __future__ import annotations
 
 # Status values are written literally in the SQL below; tests check they match the enums.
 
+
 INSERT_REQUEST = (
     "INSERT INTO requests (request_id, status, webhook_url, idempotency_key, products, images,"
-    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, updated_at, done_images, failed_images) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
 )
 INSERT_PRODUCT = "INSERT INTO products (request_id, serial, line, name) VALUES (?, ?, ?, ?)"
 INSERT_IMAGE = (
@@ -18,71 +35,97 @@ INSERT_IMAGE = (
     " VALUES (?, ?, ?, ?, ?, 'Pending', 0)"
 )
 SELECT_BY_KEY = "SELECT request_id FROM requests WHERE idempotency_key = ?"
+REQUEST_EXISTS = "SELECT request_id FROM requests WHERE request_id = CAST(? AS VARCHAR(36))"
+# any_pending is one index seek (IX_images_request_status), not a count: the counts are kept on
+# requests. It tells a finished request whose counts missed images finished by a build that did
+# not keep them (the window between migration 0004 and the new deployment).
 SELECT_REQUEST = (
-    "SELECT r.status, r.webhook_url, r.products, r.images, r.created_at, r.updated_at,"
-    " r.completed_at, r.fanout_completed_at,"
-    " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Done'),"
-    " (SELECT COUNT(*) FROM images i WHERE i.request_id = r.request_id AND i.status = 'Failed')"
-    " FROM requests r WHERE r.request_id = ?"
+    "SELECT status, webhook_url, products, images, created_at, updated_at, completed_at,"
+    " fanout_completed_at, done_images, failed_images,"
+    " CASE WHEN EXISTS (SELECT 1 FROM images i WHERE i.request_id = requests.request_id"
+    " AND i.status = 'Pending') THEN 1 ELSE 0 END AS any_pending"
+    " FROM requests WHERE request_id = CAST(? AS VARCHAR(36))"
+)
+# Once no image is Pending, no image of the request changes any more: a recount is final.
+RECOUNT_IMAGES = (
+    "UPDATE requests SET"
+    " done_images = (SELECT COUNT(*) FROM images i WHERE i.request_id = requests.request_id AND i.status = 'Done'),"
+    " failed_images = (SELECT COUNT(*) FROM images i WHERE i.request_id = requests.request_id"
+    " AND i.status = 'Failed') WHERE request_id = CAST(? AS VARCHAR(36))"
 )
 SELECT_UNENQUEUED = (
-    "SELECT i.seq, i.input_url, r.images FROM images i JOIN requests r ON r.request_id = i.request_id"
-    " WHERE i.request_id = ? AND i.enqueued_at IS NULL ORDER BY i.seq"
+    "SELECT i.seq, i.input_url, r.images AS total FROM images i JOIN requests r ON r.request_id = i.request_id"
+    " WHERE i.request_id = CAST(? AS VARCHAR(36)) AND i.enqueued_at IS NULL ORDER BY i.seq"
 )
 MARK_ENQUEUED = (
-    "UPDATE images SET enqueued_at = ? WHERE request_id = ? AND enqueued_at IS NULL AND seq IN ({})"
+    "UPDATE images SET enqueued_at = ? WHERE request_id = CAST(? AS VARCHAR(36)) AND enqueued_at IS NULL"
+    " AND seq IN ({})"
 )
 MARK_FANOUT_COMPLETE = (
     "UPDATE requests SET fanout_completed_at = ?, updated_at = ?"
-    " WHERE request_id = ? AND fanout_completed_at IS NULL"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND fanout_completed_at IS NULL"
 )
 STALE_FANOUTS = (
     "request_id FROM requests WHERE fanout_completed_at IS NULL AND created_at < ? ORDER BY created_at"
 )
-SELECT_IMAGE_STATUS = "SELECT status FROM images WHERE request_id = ? AND seq = ?"
+SELECT_IMAGE_STATUS = "SELECT status, finished_at FROM images WHERE request_id = CAST(? AS VARCHAR(36)) AND seq = ?"
 MARK_STARTED = (
     "UPDATE images SET started_at = COALESCE(started_at, ?), attempts = attempts + 1"
-    " WHERE request_id = ? AND seq = ?"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND seq = ?"
 )
 RECORD_DONE = (
     "UPDATE images SET status = 'Done', output_url = ?, error = NULL, bytes_in = ?, bytes_out = ?,"
     " width = ?, height = ?, format = ?, quality = ?, download_ms = ?, process_ms = ?, store_ms = ?,"
-    " finished_at = ? WHERE request_id = ? AND seq = ? AND status = 'Pending'"
+    " finished_at = ? WHERE request_id = CAST(? AS VARCHAR(36)) AND seq = ? AND status = 'Pending'"
 )
 RECORD_FAILED = (
     "UPDATE images SET status = 'Failed', error = ?, finished_at = ?"
-    " WHERE request_id = ? AND seq = ? AND status = 'Pending'"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND seq = ? AND status = 'Pending'"
 )
-MARK_PROCESSING = (
-    "UPDATE requests SET status = 'Processing', updated_at = ? WHERE request_id = ? AND status = 'Pending'"
+# Run in the same transaction as the image's change of status, so the counts are exact.
+COUNT_FINISHED_IMAGE = (
+    "UPDATE requests SET status = CASE WHEN status = 'Pending' THEN 'Processing' ELSE status END,"
+    " done_images = done_images + ?, failed_images = failed_images + ?, updated_at = ?"
+    " WHERE request_id = CAST(? AS VARCHAR(36))"
 )
-SELECT_TERMINAL = "SELECT seq FROM images WHERE request_id = ? AND status <> 'Pending'"
+SELECT_TERMINAL = "SELECT seq FROM images WHERE request_id = CAST(? AS VARCHAR(36)) AND status <> 'Pending'"
 COMPLETE_REQUEST = (
     "UPDATE requests SET status = 'Completed', completed_at = ?, updated_at = ?"
-    " WHERE request_id = ? AND status <> 'Completed' AND NOT EXISTS"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND status <> 'Completed' AND NOT EXISTS"
     " (SELECT 1 FROM images i WHERE i.request_id = requests.request_id AND i.status = 'Pending')"
 )
+SELECT_COMPLETED_AT = (
+    "SELECT completed_at FROM requests WHERE request_id = CAST(? AS VARCHAR(36)) AND status = 'Completed'"
+)
 SELECT_IMAGES = (
-    "SELECT i.seq, i.serial, p.name, i.url_index, i.input_url, i.status, i.output_url, i.error,"
-    " i.bytes_in, i.bytes_out, i.width, i.height, i.attempts, i.enqueued_at, i.started_at, i.finished_at"
-    " FROM images i JOIN products p ON p.request_id = i.request_id AND p.serial = i.serial"
-    " WHERE i.request_id = ? ORDER BY i.seq"
+    "SELECT i.seq, i.serial, p.name AS product_name, i.url_index, i.input_url, i.status, i.output_url,"
+    " i.error, i.bytes_in, i.bytes_out, i.width, i.height, i.attempts, i.enqueued_at, i.started_at,"
+    " i.finished_at FROM images i JOIN products p ON p.request_id = i.request_id AND p.serial = i.serial"
+    " WHERE i.request_id = CAST(? AS VARCHAR(36)) ORDER BY i.seq"
 )
-DELIVERY_COLUMNS = ("request_id", "attempt", "delivery_id", "attempted_at", "url", "status_code", "error",
-                    "succeeded")  # fmt: skip
+INSERT_DELIVERY = (
+    "INSERT INTO webhook_deliveries (request_id, attempt, delivery_id, attempted_at, url, status_code,"
+    " error, succeeded) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 SELECT_DELIVERIES = (
-    "SELECT request_id, attempt, delivery_id, attempted_at, url, status_code, error, succeeded"
-    " FROM webhook_deliveries WHERE request_id = ? ORDER BY attempt"
+    "SELECT attempt, delivery_id, attempted_at, url, status_code, error, succeeded"
+    " FROM webhook_deliveries WHERE request_id = CAST(? AS VARCHAR(36)) ORDER BY attempt"
 )
-MARK_FANIN_RESEED = "UPDATE requests SET fanin_reseed_at = ? WHERE request_id = ?"
-SELECT_FANIN_RESEED = "SELECT fanin_reseed_at FROM requests WHERE request_id = ?"
+SELECT_DELIVERY = (
+    "SELECT delivery_id, attempted_at, error FROM webhook_deliveries"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND attempt = ?"
+)
+MARK_FANIN_RESEED = "UPDATE requests SET fanin_reseed_at = ? WHERE request_id = CAST(? AS VARCHAR(36))"
 FINISH_DELIVERY = (
-    "UPDATE webhook_deliveries SET status_code = ?, error = ?, succeeded = ? WHERE request_id = ? AND attempt = ?"
+    "UPDATE webhook_deliveries SET status_code = ?, error = ?, succeeded = ?"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND attempt = ?"
 )
 RELEASE_DELIVERY_CLAIM = (
-    "DELETE FROM webhook_deliveries WHERE request_id = ? AND attempt = ? AND succeeded = 0 AND status_code IS NULL"
+    "DELETE FROM webhook_deliveries WHERE request_id = CAST(? AS VARCHAR(36)) AND attempt = ? AND succeeded = 0"
+    " AND status_code IS NULL"
 )
 TAKE_OVER_DELIVERY_CLAIM = (
-    "UPDATE webhook_deliveries SET attempted_at = ? WHERE request_id = ? AND attempt = ? AND succeeded = 0"
-    " AND status_code IS NULL AND error = ? AND attempted_at < ?"
+    "UPDATE webhook_deliveries SET attempted_at = ? WHERE request_id = CAST(? AS VARCHAR(36)) AND attempt = ?"
+    " AND succeeded = 0 AND status_code IS NULL AND error = ? AND attempted_at < ?"
 )
+SELECT_FANIN_RESEED = "SELECT fanin_reseed_at FROM requests WHERE request_id = CAST(? AS VARCHAR(36))"

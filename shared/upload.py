@@ -20,6 +20,7 @@ from shared.errors import (
 )
 from shared.fanout import fan_out, sweep_stale
 from shared.models import RequestStatus
+from shared.sql_limits import URL_UNITS, too_long
 from shared.urls import url_problem
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def accept_upload(deps: Dependencies, upload: UploadInput) -> UploadAccepted:
 def _option_problems(upload: UploadInput) -> list[Problem]:
     problems = []
     if upload.webhook_url is not None:
-        reason = url_problem(upload.webhook_url)
+        reason = url_problem(upload.webhook_url) or too_long(upload.webhook_url, URL_UNITS)
         if reason:
             problems.append(Problem(f"webhook_url: {reason}", column="webhook_url"))
     if upload.idempotency_key is not None and not IDEMPOTENCY_KEY_PATTERN.fullmatch(upload.idempotency_key):

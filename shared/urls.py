@@ -16,6 +16,10 @@ ALLOWED_SCHEMES = frozenset({"http", "https"})
 # Characters a host name may hold once IDNA is set aside: letters, digits, hyphen, dot, underscore
 # (seen in real CDN host names). Anything else (quotes, angle brackets, percent) is refused early.
 _ASCII_HOST = re.compile(r"^[A-Za-z0-9._-]+$")
+# The common case, accepted without urlsplit (a 20 MB CSV holds 200,000 URLs): http(s), an ASCII
+# host of non-empty labels, no port, no credentials, then printable ASCII. Anything else takes
+# the full path below, which decides the same for every URL this matches.
+_PLAIN_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+\.?(?:[/?#][!-~]*)?")
 
 
 def _has_whitespace_or_control(text: str) -> bool:
@@ -46,6 +50,8 @@ def url_problem(url: str, max_length: int = DEFAULT_MAX_URL_LENGTH) -> str | Non
         return "is empty"
     if len(url) > max_length:
         return f"is longer than {max_length} characters"
+    if _PLAIN_URL.fullmatch(url):
+        return None
     if _has_whitespace_or_control(url):
         return "contains whitespace or control characters"
     try:

@@ -3,12 +3,16 @@
 A delivery is a POST of compact UTF-8 JSON with three headers:
 
     X-Imgpipe-Timestamp  unix seconds when it was signed
-    X-Imgpipe-Signature  "v1=" + hex HMAC-SHA256(secret, f"{timestamp}." + body)
     X-Imgpipe-Delivery   the delivery id, stable across retries of one request's notification
+    X-Imgpipe-Signature  "v2=" + hex HMAC-SHA256(receiver key, f"{timestamp}.{delivery id}." + body)
 
-Signing the timestamp with the body lets a receiver reject a replayed delivery outside a short
-window; the delivery id lets it drop a duplicate inside the window. Redirects are not followed: a
-POST turned into a GET by a 301/302 would "succeed" without delivering anything.
+The timestamp lets a receiver reject a replay outside a short window; the delivery id, signed
+too, lets it drop a duplicate inside the window (a captured delivery re-sent under a new id no
+longer verifies). Each receiver URL has its own key, derived from WEBHOOK_SECRET by
+``receiver_key``: one receiver's key cannot sign for another (several tenants of one webhook host
+included, hence the URL's path and not only its origin). An operator gives a receiver its key with
+``python -m shared.webhook_keys <webhook URL>``. Redirects are not followed: a POST turned into a
+GET by a 301/302 would "succeed" without delivering anything.
 """
 
 from __future__ import annotations
@@ -27,14 +31,16 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from shared.errors import ConfigError, UrlRefused
+from shared.http_deadline import total_deadline
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Imgpipe-Signature"
 TIMESTAMP_HEADER = "X-Imgpipe-Timestamp"
 DELIVERY_HEADER = "X-Imgpipe-Delivery"
-SIGNATURE_VERSION = "v1"
-USER_AGENT = "imgpipe-webhook/1"
+SIGNATURE_VERSION = "v2"
+_KEY_LABEL = b"imgpipe webhook receiver key v2\n"
+USER_AGENT = "imgpipe-webhook/2"
 DEFAULT_TOLERANCE_S = 300
 
 # Statuses worth another try besides every 5xx: the receiver is busy or timed out reading us.
@@ -56,18 +62,42 @@ class DeliveryResult:
     error: str | None
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header value for ``body`` signed at ``timestamp``."""
-    digest = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256)
+def canonical_receiver_url(url: str) -> str:
+    """``url`` as its key is derived from: scheme and host lower-cased, port explicit, path kept.
+
+    The query and fragment are left out: they carry tokens that receivers rotate, and a tenant
+    of a shared webhook host is told apart by its path.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port or (443 if scheme == "https" else 80)
+    return urlunsplit((scheme, f"{host}:{port}", parts.path or "/", "", ""))
+
+
+def receiver_key(secret: str, url: str) -> str:
+    """The signing key of the receiver at ``url``: hex HMAC-SHA256(WEBHOOK_SECRET, label + URL)."""
+    if not secret:
+        raise ConfigError("WEBHOOK_SECRET is not set: no receiver key can be derived")
+    message = _KEY_LABEL + canonical_receiver_url(url).encode("utf-8")
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def sign(key: str, timestamp: int, delivery_id: str, body: bytes) -> str:
+    """The signature header value for ``body`` delivered as ``delivery_id`` at ``timestamp``."""
+    signed = f"{timestamp}.{delivery_id}.".encode() + body
+    digest = hmac.new(key.encode("utf-8"), signed, hashlib.sha256)
     return f"{SIGNATURE_VERSION}={digest.hexdigest()}"
 
 
-def signed_headers(secret: str, body: bytes, delivery_id: str, now: float) -> dict[str, str]:
-    """Timestamp, signature and delivery id headers for one attempt."""
+def signed_headers(key: str, body: bytes, delivery_id: str, now: float) -> dict[str, str]:
+    """Timestamp, signature and delivery id headers for one attempt, signed with the receiver's key."""
     timestamp = int(now)
     return {
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        SIGNATURE_HEADER: sign(key, timestamp, delivery_id, body),
         DELIVERY_HEADER: delivery_id,
     }
 
@@ -80,24 +110,26 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
-def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float,
+def verify(key: str, headers: Mapping[str, str], body: bytes, now: float,
            tolerance_s: int = DEFAULT_TOLERANCE_S) -> bool:
-    """True iff ``body`` was signed with ``secret`` within ``tolerance_s`` of ``now``.
+    """True iff ``body`` and its delivery id were signed with ``key`` within ``tolerance_s`` of ``now``.
 
-    Header names match case-insensitively. The signature header may list several comma-separated
-    signatures (e.g. during a secret rotation); one match is enough.
+    ``key`` is the receiver's key (``receiver_key``). Header names match case-insensitively. The
+    signature header may list several comma-separated signatures (e.g. during a key rotation);
+    one match is enough.
     """
     raw_timestamp = _header(headers, TIMESTAMP_HEADER)
     raw_signatures = _header(headers, SIGNATURE_HEADER)
-    if not secret or raw_timestamp is None or raw_signatures is None:
+    delivery_id = _header(headers, DELIVERY_HEADER)
+    if not key or raw_timestamp is None or raw_signatures is None or not delivery_id:
         return False
     raw_timestamp = raw_timestamp.strip()
-    if not raw_timestamp.isascii() or not raw_timestamp.isdigit():
+    if not raw_timestamp.isascii() or not raw_timestamp.isdigit() or "." in delivery_id:
         return False
     timestamp = int(raw_timestamp)
     if abs(now - timestamp) > tolerance_s:
         return False
-    expected = sign(secret, timestamp, body).encode("ascii")
+    expected = sign(key, timestamp, delivery_id, body).encode("ascii")
     matched = False
     for candidate in raw_signatures.split(","):
         # Compare every candidate, without stopping early, in constant time each.
@@ -142,19 +174,25 @@ class WebhookSender:
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": USER_AGENT,
-            **signed_headers(self._secret, body, delivery_id, time.time()),
+            **signed_headers(receiver_key(self._secret, url), body, delivery_id, time.time()),
         }
         where = redact_url(url)
+        timed_out = f"timed out after {self._timeout_s:g}s"
         try:
+            # One deadline for connect, TLS, the request and the answer's headers: an answer that
+            # trickles in after it is not a delivery (and the claim expiry assumes sends end in time).
             # stream=True: the receiver's body is never read, so a huge answer costs nothing.
-            with self._session.post(url, data=body, headers=headers, timeout=self._timeout_s,
-                                    allow_redirects=False, stream=True) as response:
+            with total_deadline(self._timeout_s) as scope, self._session.post(
+                url, data=body, headers=headers, timeout=self._timeout_s, allow_redirects=False, stream=True
+            ) as response:
                 status = response.status_code
         except UrlRefused as exc:
-            return self._give_up(where, delivery_id, f"refused: {self._scrub(str(exc), url)}")
+            return self._give_up(where, delivery_id, self._scrub(str(exc), url))
         except requests.Timeout:
-            return self._retry(where, delivery_id, None, "timed out")
+            return self._retry(where, delivery_id, None, timed_out)
         except requests.ConnectionError as exc:
+            if scope.expired:
+                return self._retry(where, delivery_id, None, timed_out)
             return self._retry(where, delivery_id, None, f"connection failed ({type(exc).__name__})")
         except requests.RequestException as exc:
             # Invalid URL, refused address (requests-hardened's InvalidIPAddress), too many redirects.

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -66,9 +68,7 @@ class HostProcess:
         return self.proc.wait(timeout=timeout)
 
 
-def run_host(
-    tmp_path: Path, app_dir: Path, env: dict[str, str], args: list[str] | None = None
-) -> HostProcess:
+def run_host(tmp_path: Path, app_dir: Path, env: dict[str, str], args: list[str] | None = None) -> HostProcess:
     port = free_port()
     log_path = tmp_path / f"host-{port}.log"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
@@ -182,3 +182,16 @@ def hosts(tmp_path: Path, azurite: object, queues: QueueKit, record_dir: Path) -
     kit = Hosts(tmp_path, env)
     yield kit
     kit.stop_all()
+
+
+_LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z\] (.*)$")
+
+
+def log_lines(host: HostProcess) -> list[tuple[datetime, str]]:
+    """The host's own log lines with their UTC timestamps (worker and traceback lines skipped)."""
+    lines = []
+    for raw in host.output().splitlines():
+        match = _LOG_LINE.match(raw)
+        if match:
+            lines.append((datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC), match.group(2)))
+    return lines

@@ -77,11 +77,6 @@ def test_guid_route_with_a_named_http_output(host: HostProcess) -> None:
     assert response.json() == {"function": "thing", "tid": tid, "method": "DELETE"}
 
 
-def test_method_not_in_methods_is_405(host: HostProcess) -> None:
-    assert requests.post(host.url("/api/items/7"), timeout=30).status_code == 405
-    assert requests.get(host.url("/api/upload"), timeout=30).status_code == 405
-
-
 def test_default_route_context_and_status(host: HostProcess) -> None:
     response = requests.post(host.url("/api/default_route"), data=b"ping", timeout=30)
     assert response.status_code == 201

@@ -67,7 +67,7 @@ def test_five_failures_move_the_message_to_poison_with_its_body_intact(
     assert [r["dequeue_count"] for r in starts(record_dir, "p")] == [1, 2, 3, 4, 5]
     wait_until(lambda: queues.count(queues.work) == 0)
     assert queues.peek_texts(queues.out) == []
-    assert "Message has reached MaxDequeueCount of 5" in host.output()
+    assert "has reached MaxDequeueCount of 5. Moving message to queue" in host.output()
 
 
 def test_an_undecodable_message_goes_to_poison_at_once(

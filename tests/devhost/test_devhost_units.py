@@ -52,12 +52,6 @@ def test_default_route_is_the_function_name_and_the_prefix_can_be_empty() -> Non
     assert router.match("GET", "/api/hello").route is None
 
 
-def test_method_outside_methods_is_not_allowed_but_found() -> None:
-    match = Router([http_spec("upload", "upload", ["post"])], "api").match("GET", "/api/upload")
-    assert match.route is not None
-    assert not match.method_allowed
-
-
 def test_a_literal_route_wins_over_a_parameter() -> None:
     router = Router([http_spec("by_id", "items/{id}"), http_spec("special", "items/special")], "api")
     match = router.match("GET", "/api/items/special")

@@ -27,7 +27,8 @@ LOOPBACK_ALLOWLIST = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
 def headers_at(timestamp: int, body: bytes = BODY, secret: str = SECRET) -> dict[str, str]:
-    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body)}
+    return {TIMESTAMP_HEADER: str(timestamp), DELIVERY_HEADER: "d-1",
+            SIGNATURE_HEADER: sign(secret, timestamp, "d-1", body)}
 
 
 @pytest.mark.parametrize("age_s", [0, 1, 299, 300, -300])

@@ -129,7 +129,9 @@ def test_sqlserver_connections_log_in_with_a_fresh_token_each(monkeypatch: pytes
             return AccessToken(next(tokens), 2**31 - 1)
 
     monkeypatch.setattr(pyodbc, "connect", lambda *args, **kwargs: calls.append(kwargs) or object())
-    connect, _ = sqlserver_connector("Driver={ODBC Driver 18 for SQL Server};Server=tcp:s,1433", Credential())  # type: ignore[arg-type]
+    connect, _ = sqlserver_connector(
+        "Driver={ODBC Driver 18 for SQL Server};Server=tcp:s,1433", token_source=Credential()  # type: ignore[arg-type]
+    )
     connect()
     connect()
     assert [call["attrs_before"] for call in calls] == [

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from shared import database as database_module
 from shared import store as store_module
 from shared.errors import TransientFailure
 from shared.models import DeliveryAttempt, ImageOutcome, ImageStatus, ProductRow, RequestStatus
 from shared.settings import Secret, Settings
-from shared.sql_dialect import SQLiteDialect
+from shared.sql_dialect import RetryPolicy, SQLiteDialect
+from shared.sql_limits import INT_MAX, PRODUCT_NAME_UNITS, URL_UNITS, utf16_units
 from shared.store import DuplicateRequest, Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,6 +216,26 @@ def test_delivery_attempts_round_trip(store: Store) -> None:
     assert store.delivery_attempts(request_id) == [first, second]  # a replayed attempt number is ignored
 
 
+def test_values_at_the_column_limits_round_trip(store: Store) -> None:
+    """NVARCHAR(n) counts UTF-16 code units: n/2 emoji fit exactly; an INT serial at its maximum."""
+    emoji = "\N{GRINNING FACE}"
+    request_id = new_id()
+    name = emoji * (PRODUCT_NAME_UNITS // 2)
+    url = "https://img.example/" + emoji * ((URL_UNITS - 20) // 2)
+    store.create_request(request_id, [ProductRow(2, INT_MAX, name, (url,))], None, None)
+    assert store.record_failed(request_id, 0, emoji * 5000)
+    (image,) = store.list_images(request_id)
+    assert (image.product_name, image.input_url, image.serial) == (name, url, INT_MAX)
+    assert image.error is not None and utf16_units(image.error) == store_module.MAX_ERROR_CHARS
+
+
+def test_idempotency_keys_are_compared_exactly(store: Store) -> None:
+    first = created(store, key="Key-abc")
+    assert store.find_by_idempotency_key("key-abc") is None  # SQL Server's default collation says equal
+    second = created(store, key="KEY-ABC")
+    assert first != second and store.find_by_idempotency_key("KEY-ABC") == second
+
+
 def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(ValueError):
         store.stale_fanouts(datetime(2024, 1, 1))
@@ -247,6 +267,27 @@ def test_threads_complete_images_concurrently(store: Store) -> None:
     record = store.get_request(request_id)
     assert record is not None and record.status is RequestStatus.COMPLETED
     assert (record.done, record.failed) == (26, 14)
+
+
+def test_threads_race_for_one_webhook_claim_and_one_wins(store: Store) -> None:
+    """Each thread has its own connection: only one insert of an attempt number may win."""
+    request_id = created(store)
+    results: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def claimant(index: int) -> None:
+        attempt = DeliveryAttempt(request_id, "d-1", 1, datetime.now(UTC) + timedelta(microseconds=index),
+                                  "https://hooks.example/", None, "sending", False)  # fmt: skip
+        barrier.wait()
+        results.append(store.record_delivery_attempt(attempt))
+
+    threads = [threading.Thread(target=claimant, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 5 + [True]
+    assert len(store.delivery_attempts(request_id)) == 1
 
 
 WORKER_SCRIPT = """
@@ -282,14 +323,11 @@ def test_sqlite_processes_complete_images_concurrently(tmp_path: Path) -> None:
     store.close()
 
 
-def test_sqlite_lock_held_too_long_raises_transient_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sqlite_lock_held_too_long_raises_transient_failure(tmp_path: Path) -> None:
     path = tmp_path / "locked.sqlite3"
-    store = Store.for_sqlite(path, busy_timeout_s=0.01)
+    store = Store.for_sqlite(path, busy_timeout_s=0.01, retry_policy=RetryPolicy(0.001, 0.002, 0.01))
     store.ensure_schema()
     request_id = created(store)
-    monkeypatch.setattr(database_module, "RETRY_DELAYS_S", (0.001, 0.001))
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:

@@ -23,6 +23,7 @@ from shared.webhook import (
     TIMESTAMP_HEADER,
     DeliveryVerdict,
     WebhookSender,
+    receiver_key,
     redact_url,
     retry_delay_s,
     sign,
@@ -73,10 +74,10 @@ def sender_with(reply: Reply) -> tuple[WebhookSender, FakeAdapter]:
 # --- signing and verifying -------------------------------------------------------------------
 
 
-def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
+def test_signature_is_hmac_sha256_over_timestamp_dot_delivery_id_dot_body() -> None:
     body = b'{"a":1}'
-    expected = hmac.new(SECRET.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
-    assert sign(SECRET, 1_700_000_000, body) == f"v1={expected}"
+    expected = hmac.new(SECRET.encode(), b"1700000000.d-1." + body, hashlib.sha256).hexdigest()
+    assert sign(SECRET, 1_700_000_000, "d-1", body) == f"v2={expected}"
 
 
 def test_signed_headers_verify() -> None:
@@ -133,7 +134,7 @@ def test_verify_rejects_missing_or_malformed_headers(broken: dict[str, str]) -> 
 def test_verify_accepts_any_of_several_signatures_for_secret_rotation() -> None:
     body = b"{}"
     headers = signed_headers(SECRET, body, "d", NOW)
-    headers[SIGNATURE_HEADER] = f"{sign('old-secret', int(NOW), body)}, {headers[SIGNATURE_HEADER]}"
+    headers[SIGNATURE_HEADER] = f"{sign('old-secret', int(NOW), 'd', body)}, {headers[SIGNATURE_HEADER]}"
     assert verify(SECRET, headers, body, NOW)
     assert not verify("third-secret", headers, body, NOW)
 
@@ -161,7 +162,8 @@ def test_send_posts_signed_compact_utf8_json_with_a_timeout() -> None:
     assert "Ärmel".encode() in body
     assert request.headers["Content-Type"].startswith("application/json")
     assert request.headers[DELIVERY_HEADER] == "delivery-7"
-    assert verify(SECRET, dict(request.headers), body, time.time())
+    assert verify(receiver_key(SECRET, URL), dict(request.headers), body, time.time())
+    assert not verify(SECRET, dict(request.headers), body, time.time())  # signed with the receiver's key
 
 
 @pytest.mark.parametrize(("status", "verdict"), [

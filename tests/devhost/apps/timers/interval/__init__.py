@@ -1,0 +1,6 @@
+import azure.functions as func
+from timer_record import record
+
+
+def main(timer: func.TimerRequest) -> None:
+    record("interval", timer)
