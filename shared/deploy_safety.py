@@ -112,7 +112,8 @@ def development_defaults(settings: Settings) -> list[str]:
         *_allowlist_problems(settings),
     ]
     if settings.output_storage != "blob":
-        problems.append("OUTPUT_STORAGE is 'local': outputs would go to the instance's disk (set it to 'blob')")
+        # Local outputs are file:// paths of one instance's disk, shown to clients and lost with it.
+        problems.append("OUTPUT_STORAGE is 'local': outputs would stay on an instance's disk (set OUTPUT_STORAGE=blob)")
     return problems
 
 

@@ -216,10 +216,6 @@ class Settings:
         quality = _int(env, "JPEG_QUALITY", _default("jpeg_quality"), minimum=1)
         if quality > 95:
             raise ConfigError(f"JPEG_QUALITY must be at most 95, got {quality}")
-        public_base_url = _optional_http_url(env, "OUTPUT_PUBLIC_BASE_URL")
-        if env.get("WEBSITE_INSTANCE_ID", "").strip() and output_storage == "local" and not public_base_url:
-            # In Azure, local outputs would be file:// paths of a worker's disk shown to clients.
-            raise ConfigError("running in Azure: set OUTPUT_STORAGE=blob, or OUTPUT_PUBLIC_BASE_URL for local outputs")
         ratio = _float(env, "SIZE_TARGET_RATIO", _default("size_target_ratio"))
         if ratio >= 1.0:
             raise ConfigError(f"SIZE_TARGET_RATIO must be below 1 (0 turns it off), got {ratio}")

@@ -48,7 +48,7 @@ def test_in_azure_the_development_settings_are_refused_with_every_problem(azurit
         reason = health.json()["checks"]["settings"]["reason"]
         assert reason.startswith("running in Azure (WEBSITE_INSTANCE_ID is set) with development settings:")
         for problem in ("SQLSERVER_CONNECTION_STRING", "Azurite", "loopback Redis", "OUTBOUND_ALLOWLIST",
-                        "OUTPUT_STORAGE is 'local'"):
+                        "set OUTPUT_STORAGE=blob"):
             assert problem in reason
         upload = stack.upload("S. No.,Product Name,Input Image Urls\n1,a,https://x.example/a.jpg\n")
         assert upload.status_code == 500  # a ConfigError: no retry helps until an operator fixes it

@@ -51,7 +51,7 @@ def test_local_settings_in_azure_fail_once_listing_every_problem() -> None:
         "REDIS_URL points at a loopback Redis",
         "WEBHOOK_SECRET is the development secret",
         "OUTBOUND_ALLOWLIST opens loopback",
-        "OUTPUT_STORAGE is 'local'",
+        "set OUTPUT_STORAGE=blob",
     ]:
         assert expected in message
     assert DEVELOPMENT_WEBHOOK_SECRET not in message  # names the problem, never the value
