@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from shared.errors import ImgpipeError
 
 if TYPE_CHECKING:
     from shared.container import Dependencies
+    from shared.ports import MessageQueue
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,13 @@ def dependency_checks(deps: Dependencies) -> dict[str, HealthCheck]:
         deps.store.get_request(PROBE_REQUEST_ID)
 
     checks: dict[str, HealthCheck] = {"database": database, "redis": deps.completion.ping}
-    for queue in (deps.image_queue, deps.notify_queue):
+    for queue in _queues(deps):
         checks[f"queue:{queue.name}"] = queue.check
     checks["output_storage"] = deps.output.check
     return checks
+
+
+def _queues(deps: Dependencies) -> list[MessageQueue]:
+    """Every queue the container holds (a queue added to it later is checked without a change here)."""
+    values = (getattr(deps, field.name) for field in fields(deps))
+    return [value for value in values if all(hasattr(value, a) for a in ("name", "send_all", "check"))]

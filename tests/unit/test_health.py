@@ -68,3 +68,28 @@ def test_a_refused_configuration_is_a_failed_report() -> None:
     report = failed_report("settings", ConfigError("running in Azure with development settings: ..."))
     assert not report.healthy
     assert report.as_dict()["checks"]["settings"]["reason"].startswith("running in Azure")
+
+
+def test_the_checks_cover_every_queue_of_the_container(tmp_path) -> None:
+    from shared.health import dependency_checks
+    from shared.memory import memory_dependencies
+    from shared.settings import Settings
+    from shared.store import Store
+
+    settings = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                                  "SQLITE_PATH": str(tmp_path / "db.sqlite3"), "OUTPUT_DIR": str(tmp_path / "out")})
+    store = Store.for_sqlite(settings.sqlite_path)
+    store.ensure_schema()
+    deps = memory_dependencies(settings, store)
+    try:
+        checks = dependency_checks(deps)
+        assert set(checks) == {"database", "redis", f"queue:{deps.image_queue.name}",
+                               f"queue:{deps.notify_queue.name}", "output_storage"}
+        deps.notify_queue.missing = True  # type: ignore[attr-defined]
+        monitor = HealthMonitor(checks)
+        report = monitor.report()
+        monitor.close()
+        failed = [check.name for check in report.checks if check.status is not CheckStatus.OK]
+        assert failed == [f"queue:{deps.notify_queue.name}"]
+    finally:
+        deps.close()
