@@ -98,6 +98,8 @@ class AppStack:
                 "OUTPUT_DIR": str(self.workdir / "processed"),
                 "WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
                 "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+                # A transiently failing image is Failed after seconds, not the production 8 minutes.
+                "IMAGE_RETRY_DELAYS_SECONDS": "1,1,1,1",
                 "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
                 "PYTHONUNBUFFERED": "1",
             }

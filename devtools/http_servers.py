@@ -172,11 +172,11 @@ class _Server6(_Server):
 
 
 @contextmanager
-def serve_in_thread(routes: Routes, host: str = "127.0.0.1") -> Iterator[RunningServer]:
-    """Serve ``routes`` on a free port of ``host`` (``"::1"`` for IPv6) until the block ends."""
+def serve_in_thread(routes: Routes, host: str = "127.0.0.1", port: int = 0) -> Iterator[RunningServer]:
+    """Serve ``routes`` on ``port`` of ``host`` (``"::1"`` for IPv6; port 0: a free one) until the block ends."""
     server_class = _Server6 if ":" in host else _Server
     running = RunningServer(routes)
-    httpd = server_class((host, 0), _handler_class(running))
+    httpd = server_class((host, port), _handler_class(running))
     url_host = f"[{host}]" if ":" in host else host
     running.base_url = f"http://{url_host}:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

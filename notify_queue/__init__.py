@@ -9,7 +9,7 @@ from shared import functions_adapter as adapter
 from shared import notify
 
 
-def main(msg: func.QueueMessage, poison: func.Out[str], context: func.Context | None = None) -> None:
+def main(msg: func.QueueMessage, poison: func.Out[bytes], context: func.Context | None = None) -> None:
     try:
         with adapter.queue_invocation("notify_queue", msg, context, webhook=True) as body:
             notify.notify_request(adapter.dependencies(), body, msg.dequeue_count or 1)

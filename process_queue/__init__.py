@@ -12,7 +12,7 @@ from shared import functions_adapter as adapter
 from shared import process
 
 
-def main(msg: func.QueueMessage, notify: func.Out[str], poison: func.Out[str],
+def main(msg: func.QueueMessage, notify: func.Out[str], poison: func.Out[bytes],
          context: func.Context | None = None) -> None:
     try:
         with adapter.queue_invocation("process_queue", msg, context) as body:

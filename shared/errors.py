@@ -4,7 +4,8 @@
      ├── ConfigError          a setting is missing or malformed (start-up, never a client's fault)
      ├── ValidationError      client input is invalid: carries every problem found (HTTP 400)
      │    ├── PayloadTooLarge  client input is over a size or count limit (HTTP 413)
-     │    └── UnsupportedMediaType  the upload is neither multipart form-data nor CSV (HTTP 415)
+     │    ├── UnsupportedMediaType  the upload is neither multipart form-data nor CSV (HTTP 415)
+     │    └── IdempotencyKeyReused  an Idempotency-Key already names a different upload (HTTP 422)
      ├── NotFound             the thing asked for does not exist (HTTP 404)
      ├── DuplicateRequest     an idempotency key already names a stored request (answered as a replay)
      ├── PermanentFailure     retrying cannot help (HTTP 404 image, bomb, SSRF refusal): record it
@@ -68,6 +69,12 @@ class UnsupportedMediaType(ValidationError):
     """Raised when an upload's content type is neither multipart/form-data nor text/csv."""
 
     status_code = 415
+
+
+class IdempotencyKeyReused(ValidationError):
+    """Raised when an Idempotency-Key, within its caller's scope and lifetime, names a different upload."""
+
+    status_code = 422
 
 
 class NotFound(ImgpipeError):

@@ -32,6 +32,7 @@ from shared.errors import (
     ValidationError,
 )
 from shared.health import HealthMonitor, HealthReport, dependency_checks, failed_report
+from shared.idempotency import caller_of
 from shared.settings import Settings
 from shared.status import StatusAnswer, StatusQuery
 from shared.upload import UploadAccepted, UploadInput
@@ -133,6 +134,7 @@ def upload_input(req: func.HttpRequest, settings: Settings) -> UploadInput:
         csv_data=csv_data,
         webhook_url=webhook_url or None,
         idempotency_key=req.headers.get("idempotency-key"),
+        caller=caller_of(req.headers, req.params),
     )
 
 
@@ -209,7 +211,10 @@ def accepted_response(req: func.HttpRequest, accepted: UploadAccepted) -> func.H
         "products": accepted.products,
         "images": accepted.images,
     }
-    return _json(202, document, {"Location": location, "Retry-After": "2"})
+    headers = {"Location": location, "Retry-After": "2"}
+    if accepted.replayed:  # the answer to an earlier upload with the same Idempotency-Key
+        headers["Idempotent-Replayed"] = "true"
+    return _json(202, document, headers)
 
 
 def status_query(req: func.HttpRequest) -> StatusQuery:
@@ -263,12 +268,12 @@ def queue_text(msg: func.QueueMessage) -> str:
         raise MalformedMessage("queue message is not UTF-8 text") from None
 
 
-def poison_text(msg: func.QueueMessage) -> str:
-    """The body to park in the poison queue: as it came, or with undecodable bytes replaced."""
-    return msg.get_body().decode("utf-8", errors="replace")
+def malformed_message(msg: func.QueueMessage, exc: MalformedMessage, poison: func.Out[bytes]) -> None:
+    """Park a message that can never succeed in the poison queue now, instead of retrying it.
 
-
-def malformed_message(msg: func.QueueMessage, exc: MalformedMessage, poison: func.Out[str]) -> None:
-    """Park a message that can never succeed in the poison queue now, instead of retrying it."""
+    Its bytes go out as bytes: a string output that looks like JSON is re-written by the host (an
+    array becomes one message per element, an object is re-indented; FunctionBinding.cs), so the
+    poison copy would no longer be the message that failed.
+    """
     logger.error("queue message %s is malformed (%s): moved to the poison queue without retries", msg.id, exc)
-    poison.set(poison_text(msg))
+    poison.set(msg.get_body())

@@ -45,9 +45,14 @@ class ImageTask:
     seq: int  # 0-based position of the image in the whole request, in input order
     url: str
     total: int  # number of images in the request (for the fan-in)
+    retry: int = 0  # delayed retries made before this message (shared.retry_policy); absent = 0
 
     def to_message(self) -> dict[str, object]:
-        return {"request_id": self.request_id, "seq": self.seq, "url": self.url, "total": self.total}
+        message: dict[str, object] = {"request_id": self.request_id, "seq": self.seq, "url": self.url,
+                                      "total": self.total}  # fmt: skip
+        if self.retry:
+            message["retry"] = self.retry
+        return message
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class ImageRecord:
     enqueued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    retry_at: datetime | None = None  # Pending after a transient failure: when the delayed retry is due
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,20 @@
 Idempotent under redelivery: an image already terminal in the database is not worked again, the
 output name is deterministic (a retry overwrites), the outcome is recorded with a conditional
 update, and the fan-in counts each image once.
+
+A transient failure is retried later, on ``shared.retry_policy``'s schedule, through a delayed
+copy of the message; the image stays Pending meanwhile, so the fan-in counts nothing until the
+image is Done or Failed. A copy sent twice (the original redelivered after a crash) only works
+the image twice: the first to finish records it, and the fan-in counts a seq once.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from shared.container import Dependencies
@@ -29,6 +36,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # recorded as failed now (permanent failure, or the last attempt)
     ALREADY = "already"  # the image was terminal before: only the fan-in was (re)counted
     UNKNOWN = "unknown"  # the database has no such image: nothing to do
+    RETRYING = "retrying"  # failed transiently; a delayed copy of the message tries again
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,14 @@ def parse_task(body: str) -> ImageTask:
             seq=int(fields["seq"]),
             url=str(fields["url"]),
             total=int(fields["total"]),
+            retry=int(fields.get("retry", 0)),
         )
     except (KeyError, TypeError, ValueError):
         raise MalformedMessage("image message lacks request_id, seq, url or total") from None
     if task.seq < 0 or task.total <= task.seq:
         raise MalformedMessage("image message has seq outside 0..total-1")
+    if task.retry < 0:
+        raise MalformedMessage("image message has a negative retry count")
     return task
 
 
@@ -68,7 +79,9 @@ def process_image(deps: Dependencies, body: str, dequeue_count: int) -> ProcessR
         outcome = Outcome.ALREADY
     else:
         store.mark_started(task.request_id, task.seq)
-        outcome = _work(deps, task, dequeue_count)
+        outcome = _work(deps, task, body, dequeue_count)
+        if outcome is Outcome.RETRYING:  # still Pending: nothing to count yet
+            return ProcessResult(outcome, None)
     fires = _count_completion(deps, task)
     if fires:
         logger.info("request %s: last image finished, notifying", task.request_id)
@@ -98,7 +111,7 @@ def _count_completion(deps: Dependencies, task: ImageTask) -> bool:
         return record is not None and record.done + record.failed >= record.images
 
 
-def _work(deps: Dependencies, task: ImageTask, dequeue_count: int) -> Outcome:
+def _work(deps: Dependencies, task: ImageTask, body: str, dequeue_count: int) -> Outcome:
     store = deps.store
     try:
         outcome = compress_and_store(deps, task)
@@ -107,14 +120,44 @@ def _work(deps: Dependencies, task: ImageTask, dequeue_count: int) -> Outcome:
         logger.info("image %s/%d failed: %s", task.request_id, task.seq, _reason(exc))
         return Outcome.FAILED
     except Exception as exc:
-        if dequeue_count < deps.settings.max_dequeue_count:
-            raise
-        reason = f"gave up after {dequeue_count} attempts: {_reason(exc)}"
-        store.record_failed(task.request_id, task.seq, reason)
-        logger.warning("image %s/%d %s", task.request_id, task.seq, reason, exc_info=True)
-        return Outcome.FAILED
+        return _retry_later(deps, task, body, dequeue_count, exc)
     store.record_done(task.request_id, task.seq, outcome)
     return Outcome.DONE
+
+
+def _retry_later(deps: Dependencies, task: ImageTask, body: str, dequeue_count: int, exc: Exception) -> Outcome:
+    """Send a delayed copy of the message for the next attempt, or record Failed when none is left.
+
+    The copy is sent before this invocation returns, so the host deletes the original only once
+    the copy is safely queued. If the copy cannot be sent, the exception goes to the host, which
+    redelivers the original at once (host.json ``maxDequeueCount``); its last attempt gives up.
+    """
+    schedule = deps.settings.image_retry_schedule
+    reason = _reason(exc)
+    delay_s = schedule.delay_after(task.retry)
+    if delay_s is None:
+        return _give_up(deps, task, f"gave up after {task.retry + 1} attempts: {reason}", exc)
+    retry_at = datetime.now(UTC) + timedelta(seconds=delay_s)
+    deps.store.note_retry(task.request_id, task.seq, reason, retry_at)
+    try:
+        # Queue visibility is in whole seconds: round up, so a short delay is never no delay.
+        deps.image_queue.send({**decode(body), "retry": task.retry + 1}, delay_s=math.ceil(delay_s))
+    except TransientFailure:
+        if dequeue_count < deps.settings.max_dequeue_count:
+            raise
+        return _give_up(deps, task, f"gave up after {dequeue_count} attempts, no retry could be queued: {reason}",
+                        exc)  # fmt: skip
+    logger.info(
+        "image %s/%d failed transiently (%s): attempt %d of %d in %gs",
+        task.request_id, task.seq, reason, task.retry + 2, schedule.attempts, delay_s,
+    )  # fmt: skip
+    return Outcome.RETRYING
+
+
+def _give_up(deps: Dependencies, task: ImageTask, reason: str, exc: Exception) -> Outcome:
+    deps.store.record_failed(task.request_id, task.seq, reason)
+    logger.warning("image %s/%d %s", task.request_id, task.seq, reason, exc_info=exc)
+    return Outcome.FAILED
 
 
 def compress_and_store(deps: Dependencies, task: ImageTask) -> ImageOutcome:

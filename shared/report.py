@@ -69,6 +69,8 @@ def image_result(image: ImageRecord) -> dict[str, object]:
         "attempts": image.attempts,
         "started_at": iso_utc(image.started_at),
         "finished_at": iso_utc(image.finished_at),
+        # Pending after a transient failure (``error`` says which): when the next attempt is due.
+        "retry_at": iso_utc(image.retry_at) if image.status is ImageStatus.PENDING else None,
     }
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from shared.credentials import StorageIdentity
 from shared.errors import ConfigError
+from shared.retry_policy import RetrySchedule
 from shared.urls import ALLOWED_SCHEMES
 
 # Azurite's well-known development account (public, the same in every Azurite). The local host
@@ -135,6 +136,18 @@ def _claim_expiry(env: Mapping[str, str]) -> float:
     return expiry
 
 
+def _schedule(env: Mapping[str, str], name: str) -> RetrySchedule:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return _default("image_retry_schedule")  # type: ignore[no-any-return]
+    if raw.lower() == "none":  # only the host's immediate redelivery (MAX_DEQUEUE_COUNT)
+        return RetrySchedule(())
+    try:
+        return RetrySchedule.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app reads from its environment (see ``local.settings.json``)."""
@@ -180,10 +193,14 @@ class Settings:
     max_urls_per_row: int = 20
     # Must equal host.json extensions.queues.maxDequeueCount: the last attempt records Failed.
     max_dequeue_count: int = 5
+    # Delays before each retry of an image whose download failed transiently (shared.retry_policy).
+    image_retry_schedule: RetrySchedule = field(default=RetrySchedule())
     # Fan-in state in Redis expires this long after the last write.
     completion_ttl_s: int = 7 * 24 * 3600
     # A fan-out not finished after this long is resumed by a retry or a status query.
     fanout_stale_after_s: float = 300.0
+    # An Idempotency-Key names its upload for this long after the upload; later it starts a new request.
+    idempotency_key_ttl_s: int = 24 * 3600
     # --- Azure (shared/credentials.py, shared/deploy_safety.py) ------------------------------
     # Identity-based storage access (AzureWebJobsStorage__*); storage_connection_string is then "".
     storage_identity: StorageIdentity | None = None
@@ -267,8 +284,12 @@ class Settings:
             max_products=_int(env, "MAX_PRODUCTS", _default("max_products"), minimum=1),
             max_urls_per_row=_int(env, "MAX_URLS_PER_ROW", _default("max_urls_per_row"), minimum=1),
             max_dequeue_count=_int(env, "MAX_DEQUEUE_COUNT", _default("max_dequeue_count"), minimum=1),
+            image_retry_schedule=_schedule(env, "IMAGE_RETRY_DELAYS_SECONDS"),
             completion_ttl_s=_int(env, "COMPLETION_TTL_SECONDS", _default("completion_ttl_s"), minimum=60),
             fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", _default("fanout_stale_after_s")),
+            idempotency_key_ttl_s=_int(
+                env, "IDEMPOTENCY_KEY_TTL_SECONDS", _default("idempotency_key_ttl_s"), minimum=1
+            ),
             storage_identity=storage_identity,
             azure_client_id=_text(env, "AZURE_CLIENT_ID", ""),
             output_url_mode=url_mode,

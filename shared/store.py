@@ -24,6 +24,7 @@ from shared import migrate
 from shared import store_sql as sql
 from shared.database import SQLITE_BUSY_TIMEOUT_S, Database, rows_of, sqlite_connector, sqlserver_connector
 from shared.errors import MAX_ERROR_CHARS, DuplicateRequest
+from shared.idempotency import KeyedRequest
 from shared.models import (
     ImageOutcome,
     ImageRecord,
@@ -129,10 +130,15 @@ class Store(DeliveryRecords):
         products: Sequence[ProductRow],
         webhook_url: str | None,
         idempotency_key: str | None,
+        *,
+        upload_sha256: str | None = None,
+        release_key_older_than: datetime | None = None,
     ) -> None:
         """Store a request with its products and Pending images (seq 0..m-1 in input order).
 
         Raises ``DuplicateRequest`` (with the existing request id) if the idempotency key is taken.
+        A request holding the key since before ``release_key_older_than`` (an expired key) gives it
+        up in the same transaction, so this one takes it.
         """
         now = self.dialect.to_db(_now())
         image_count = sum(len(product.urls) for product in products)
@@ -141,6 +147,7 @@ class Store(DeliveryRecords):
             "Pending",
             webhook_url,
             idempotency_key,
+            upload_sha256,
             len(products),
             image_count,
             now,
@@ -161,6 +168,8 @@ class Store(DeliveryRecords):
             return True if rows_of(cursor) else None
 
         def work(cursor: DBAPICursor) -> bool:
+            if idempotency_key is not None and release_key_older_than is not None:
+                cursor.execute(sql.RELEASE_EXPIRED_KEY, (idempotency_key, self.dialect.to_db(release_key_older_than)))
             if idempotency_key is not None:
                 cursor.execute(sql.SELECT_BY_KEY, (idempotency_key,))
                 existing = first_row(rows_of(cursor))
@@ -190,6 +199,16 @@ class Store(DeliveryRecords):
     def find_by_idempotency_key(self, key: str) -> str | None:
         row = first_row(self._fetch_all(sql.SELECT_BY_KEY, (key,)))
         return str(row["request_id"]).strip() if row else None
+
+    def find_keyed_request(self, key: str) -> KeyedRequest | None:
+        """The request an idempotency key (as stored: scoped) names, with its upload's fingerprint."""
+        row = first_row(self._fetch_all(sql.SELECT_KEYED, (key,)))
+        if row is None:
+            return None
+        created_at = self.dialect.from_db(row["created_at"])
+        assert created_at is not None  # NOT NULL column
+        upload_sha256 = str(row["upload_sha256"]).strip() if row["upload_sha256"] is not None else None
+        return KeyedRequest(str(row["request_id"]).strip(), upload_sha256, created_at)
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         row = first_row(self._fetch_all(sql.SELECT_REQUEST, (request_id,)))
@@ -305,6 +324,11 @@ class Store(DeliveryRecords):
         params = (truncate_utf16(error, MAX_ERROR_CHARS), now, request_id, seq)
         return self._finish_image(sql.RECORD_FAILED, params, request_id, seq, now, ImageStatus.FAILED)
 
+    def note_retry(self, request_id: str, seq: int, error: str, retry_at: datetime) -> bool:
+        """Keep the last error of a still-Pending image and when its delayed retry is due."""
+        params = (truncate_utf16(error, MAX_ERROR_CHARS), self.dialect.to_db(retry_at), request_id, seq)
+        return self._update(sql.NOTE_RETRY, params)
+
     def terminal_seqs(self, request_id: str) -> set[int]:
         return {int(row["seq"]) for row in self._fetch_all(sql.SELECT_TERMINAL, (request_id,))}
 
@@ -329,6 +353,7 @@ class Store(DeliveryRecords):
                 enqueued_at=from_db(r["enqueued_at"]),
                 started_at=from_db(r["started_at"]),
                 finished_at=from_db(r["finished_at"]),
+                retry_at=from_db(r["next_attempt_at"]),
             )
             for r in self._fetch_all(sql.SELECT_IMAGES, (request_id,))
         ]

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 
 INSERT_REQUEST = (
-    "INSERT INTO requests (request_id, status, webhook_url, idempotency_key, products, images,"
-    " created_at, updated_at, done_images, failed_images) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
+    "INSERT INTO requests (request_id, status, webhook_url, idempotency_key, upload_sha256, products, images,"
+    " created_at, updated_at, done_images, failed_images) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
 )
 INSERT_PRODUCT = "INSERT INTO products (request_id, serial, line, name) VALUES (?, ?, ?, ?)"
 INSERT_IMAGE = (
@@ -35,6 +35,9 @@ INSERT_IMAGE = (
     " VALUES (?, ?, ?, ?, ?, 'Pending', 0)"
 )
 SELECT_BY_KEY = "SELECT request_id FROM requests WHERE idempotency_key = ?"
+SELECT_KEYED = "SELECT request_id, upload_sha256, created_at FROM requests WHERE idempotency_key = ?"
+# An expired key is taken off its old request, so a new upload may use it (the unique index).
+RELEASE_EXPIRED_KEY = "UPDATE requests SET idempotency_key = NULL WHERE idempotency_key = ? AND created_at < ?"
 REQUEST_EXISTS = "SELECT request_id FROM requests WHERE request_id = CAST(? AS VARCHAR(36))"
 # any_pending is one index seek (IX_images_request_status), not a count: the counts are kept on
 # requests. It tells a finished request whose counts missed images finished by a build that did
@@ -82,6 +85,10 @@ RECORD_FAILED = (
     "UPDATE images SET status = 'Failed', error = ?, finished_at = ?"
     " WHERE request_id = CAST(? AS VARCHAR(36)) AND seq = ? AND status = 'Pending'"
 )
+NOTE_RETRY = (
+    "UPDATE images SET error = ?, next_attempt_at = ?"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND seq = ? AND status = 'Pending'"
+)
 # Run in the same transaction as the image's change of status, so the counts are exact.
 COUNT_FINISHED_IMAGE = (
     "UPDATE requests SET status = CASE WHEN status = 'Pending' THEN 'Processing' ELSE status END,"
@@ -100,7 +107,8 @@ SELECT_COMPLETED_AT = (
 SELECT_IMAGES = (
     "SELECT i.seq, i.serial, p.name AS product_name, i.url_index, i.input_url, i.status, i.output_url,"
     " i.error, i.bytes_in, i.bytes_out, i.width, i.height, i.attempts, i.enqueued_at, i.started_at,"
-    " i.finished_at FROM images i JOIN products p ON p.request_id = i.request_id AND p.serial = i.serial"
+    " i.finished_at, i.next_attempt_at"
+    " FROM images i JOIN products p ON p.request_id = i.request_id AND p.serial = i.serial"
     " WHERE i.request_id = CAST(? AS VARCHAR(36)) ORDER BY i.seq"
 )
 INSERT_DELIVERY = (

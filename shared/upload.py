@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from shared.container import Dependencies
 from shared.csv_input import parse_products
 from shared.errors import (
     DependencyMissing,
     DuplicateRequest,
+    IdempotencyKeyReused,
     ImgpipeError,
     PayloadTooLarge,
     Problem,
@@ -19,6 +21,7 @@ from shared.errors import (
     ValidationError,
 )
 from shared.fanout import fan_out, sweep_stale
+from shared.idempotency import ANONYMOUS, Caller, KeyedRequest, expired, scoped_key, upload_fingerprint
 from shared.models import RequestStatus
 from shared.sql_limits import URL_UNITS, too_long
 from shared.urls import url_problem
@@ -34,6 +37,8 @@ class UploadInput:
     csv_data: bytes
     webhook_url: str | None
     idempotency_key: str | None
+    # Who sent it (``shared.idempotency.caller_of``): the scope of its Idempotency-Key.
+    caller: Caller = field(default=ANONYMOUS)
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,12 @@ def accept_upload(deps: Dependencies, upload: UploadInput) -> UploadAccepted:
     settings = deps.settings
     option_problems = _option_problems(upload)
     store = deps.store
-    if upload.idempotency_key and not option_problems:
-        existing = store.find_by_idempotency_key(upload.idempotency_key)
-        if existing is not None:
-            return _replay(deps, existing)
+    key = scoped_key(upload.caller, upload.idempotency_key) if upload.idempotency_key else None
+    fingerprint = upload_fingerprint(upload)
+    if key is not None and not option_problems:
+        existing = store.find_keyed_request(key)
+        if existing is not None and not expired(existing, settings.idempotency_key_ttl_s):
+            return _replay(deps, existing, fingerprint)
     if len(upload.csv_data) > settings.max_csv_bytes:
         raise PayloadTooLarge(f"the CSV is larger than {settings.max_csv_bytes} bytes")
     try:
@@ -71,10 +78,17 @@ def accept_upload(deps: Dependencies, upload: UploadInput) -> UploadAccepted:
     _sweep(deps)
     request_id = str(uuid.uuid4())
     webhook_url = upload.webhook_url or settings.default_webhook_url or None
+    key_cutoff = datetime.now(UTC) - timedelta(seconds=settings.idempotency_key_ttl_s)
     try:
-        store.create_request(request_id, products, webhook_url, upload.idempotency_key)
-    except DuplicateRequest as duplicate:  # the same key raced us: answer as its replay
-        return _replay(deps, duplicate.request_id)
+        store.create_request(
+            request_id, products, webhook_url, key, upload_sha256=fingerprint, release_key_older_than=key_cutoff
+        )
+    except DuplicateRequest:  # the same key raced us: answer as its replay
+        assert key is not None  # only a key can be a duplicate
+        raced = store.find_keyed_request(key)
+        if raced is None:
+            raise TransientFailure("a concurrent upload with this Idempotency-Key vanished; retry") from None
+        return _replay(deps, raced, fingerprint)
     images = sum(len(product.urls) for product in products)
     logger.info("request %s stored: %d products, %d images", request_id, len(products), images)
     _fan_out_or_defer(deps, request_id)
@@ -101,7 +115,18 @@ def _sweep(deps: Dependencies) -> None:
         logger.warning("the fan-out sweep failed", exc_info=True)
 
 
-def _replay(deps: Dependencies, request_id: str) -> UploadAccepted:
+def _replay(deps: Dependencies, keyed: KeyedRequest, fingerprint: str) -> UploadAccepted:
+    """Answer an earlier upload with the same key again, if it asked for the same thing."""
+    if keyed.upload_sha256 != fingerprint:
+        hours = deps.settings.idempotency_key_ttl_s / 3600
+        raise IdempotencyKeyReused([
+            Problem(
+                "Idempotency-Key was already used with a different upload (CSV, webhook_url or options); "
+                f"use a new key for a new upload (a key is kept for {hours:g} h)",
+                column="Idempotency-Key",
+            )
+        ])
+    request_id = keyed.request_id
     record = deps.store.get_request(request_id)
     if record is None:  # deleted between the look-up and now
         raise TransientFailure("the earlier request with this Idempotency-Key is gone; retry")

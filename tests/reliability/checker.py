@@ -48,7 +48,8 @@ class JobCheck:
     images: int  # how many the job asked for
     lost: int = 0  # missing image rows, and Done images without their output file
     stuck: int = 0  # images still Pending once the job quiesced
-    failed: int = 0  # images that ended Failed (none expected: every source is healthy)
+    failed: int = 0  # images that ended Failed (none expected unless the scenario says: expected_failed)
+    expected_failed: int = 0  # a source down for good: its images must end Failed, with their reason
     duplicates: int = 0  # extra output files, extra completions, extra delivery ids
     completions: int = 0  # "request ... completed" log lines (the conditional update that closed it)
     webhook_attempts: int = 0  # attempts recorded in the database
@@ -156,10 +157,11 @@ def settle_and_check(
     webhook: WebhookReceiver | None,
     *,
     expect_webhook: WebhookExpectation = WebhookExpectation.DELIVERED,
+    expect_failed: int = 0,
     timeout_s: float = 120,
 ) -> JobCheck:
     """Wait for the job to quiesce, then measure it; never raises for what it finds."""
-    check = JobCheck(request_id=request_id, images=images)
+    check = JobCheck(request_id=request_id, images=images, expected_failed=expect_failed)
     deadline = time.monotonic() + timeout_s
 
     def left() -> float:
@@ -216,10 +218,10 @@ def _check_images(stack: AppStack, request_id: str, check: JobCheck) -> None:
         check.problems.append(f"{counts['rows']} image rows for {check.images} images")
     if check.stuck:
         check.problems.append(f"{check.stuck} images still Pending")
-    if check.failed:
+    if check.failed != check.expected_failed:
         errors = query(stack, "SELECT seq, error FROM images WHERE request_id = ? AND status = 'Failed'"
                               " ORDER BY seq LIMIT 3", (request_id,))  # fmt: skip
-        check.problems.append(f"{check.failed} images Failed, e.g. {errors}")
+        check.problems.append(f"{check.failed} images Failed (expected {check.expected_failed}), e.g. {errors}")
 
 
 def _check_outputs(stack: AppStack, request_id: str, check: JobCheck) -> None:
@@ -301,7 +303,7 @@ def _check_webhook(
         outputs = payload.get("output_images", [])
         if payload.get("status") != "Completed" or len(outputs) != check.images:
             check.problems.append(f"webhook payload {payload.get('status')} with {len(outputs)} images")
-        elif any(item.get("status") != "Done" for item in outputs):
+        elif sum(item.get("status") != "Done" for item in outputs) != check.expected_failed:
             check.problems.append("webhook payload lists images that are not Done")
     else:
         wanted = int(stack.env.get("WEBHOOK_MAX_ATTEMPTS", "8"))

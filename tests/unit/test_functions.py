@@ -210,19 +210,23 @@ def test_permanent_failures_are_recorded_and_the_last_image_notifies(
     assert again.value is None
 
 
-def test_transient_failures_raise_until_the_last_attempt(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_failures_raise_until_the_last_attempt_when_no_retry_can_be_queued(
+    app: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     request_id, messages = accepted_request(app)
 
     def flaky(*args: Any, **kwargs: Any) -> bytes:
         raise TransientFailure("read timed out")
 
     monkeypatch.setattr(process, "download", flaky)
+    app["image_queue"].fail_after = 0  # the delayed retry cannot be sent: the host's redelivery is all there is
     with pytest.raises(TransientFailure):
         process_queue.main(queue_message(messages[0], dequeue_count=4), Out(), Out())
     assert app["store"].image_status(request_id, 0) is ImageStatus.PENDING
     process_queue.main(queue_message(messages[0], dequeue_count=5), Out(), Out())
     images = app["store"].list_images(request_id)
     assert images[0].status is ImageStatus.FAILED and "gave up after 5 attempts" in (images[0].error or "")
+    assert "read timed out" in (images[0].error or "")
 
 
 def test_notify_completes_once_and_never_sends_unsigned(app: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,7 +262,7 @@ def test_a_message_that_is_not_an_image_task_goes_to_poison_at_once(
     message = QueueMessage(id="m-bad", body=base64.b64encode(body) if body == b"garbage" else body, dequeue_count=1)
     notify, poison = Out(), Out()
     process_queue.main(message, notify, poison)  # returns: the host deletes it instead of retrying it 5 times
-    assert poison.value == message.get_body().decode("utf-8", errors="replace")
+    assert poison.value == message.get_body()  # the very bytes that failed
     assert notify.value is None
     assert any("m-bad" in r.getMessage() and "poison" in r.getMessage() for r in caplog.records)
 
@@ -267,7 +271,7 @@ def test_a_message_that_is_not_an_image_task_goes_to_poison_at_once(
 def test_a_malformed_notify_message_goes_to_poison_at_once(app: dict[str, Any], body: bytes) -> None:
     poison = Out()
     notify_queue.main(QueueMessage(id="n-bad", body=body, dequeue_count=1), poison)
-    assert poison.value == body.decode()
+    assert poison.value == body
     assert app["notify_queue"].sent == []
 
 
