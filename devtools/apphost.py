@@ -2,24 +2,30 @@
 
 Used by the integration and reliability tests, the demo and the benchmarks. Each ``AppStack`` gets
 its own queue names, SQLite file and output folder, so stacks sharing one Azurite and one Redis do
-not see each other's work.
+not see each other's work. A stack can also be reused by several tests in turn: ``reset()`` waits
+until its hosts are idle, then empties its queues, database, output folder and Redis and marks the
+logs, so the next test sees a stack that looks new (``logs()`` returns only lines after the mark).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
+from azure.core.exceptions import ResourceNotFoundError
 
 from devtools.servers import Azurite, RedisServer, free_port, wait_for_port
 
@@ -72,6 +78,10 @@ class HostProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
 
 @dataclass
 class AppStack:
@@ -83,6 +93,8 @@ class AppStack:
     overrides: Mapping[str, str] = field(default_factory=dict)
     hosts: list[HostProcess] = field(default_factory=list)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    # Byte offsets into each host log where the current test's lines begin (see reset()).
+    log_marks: dict[Path, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +139,90 @@ class AppStack:
         return self.hosts[0].base_url
 
     def logs(self) -> str:
-        return "".join(path.read_text(errors="replace") for path in sorted(self.workdir.glob("host-*.log")))
+        """What the hosts logged since the last reset() (everything, for a stack never reset)."""
+        parts = []
+        for path in sorted(self.workdir.glob("host-*.log")):
+            with open(path, "rb") as log:
+                log.seek(self.log_marks.get(path, 0))
+                parts.append(log.read().decode(errors="replace"))
+        return "".join(parts)
+
+    def mark_logs(self) -> None:
+        self.log_marks = {path: path.stat().st_size for path in self.workdir.glob("host-*.log")}
+
+    # --- reuse by several tests ----------------------------------------------------------------
+
+    def queue_names(self) -> list[str]:
+        """Every queue of this stack (each ``*_QUEUE_NAME`` setting) and its poison queue."""
+        names = sorted({value for key, value in self.env.items() if key.endswith("_QUEUE_NAME") and value})
+        return [queue for name in names for queue in (name, f"{name}-poison")]
+
+    def idle(self) -> bool:
+        """All hosts alive, every invocation they started finished, and no message left in a queue."""
+        from shared.queues import queue_client
+
+        if not self.hosts or not all(host.alive for host in self.hosts):
+            return False
+        logs = "".join(host.log_path.read_text(errors="replace") for host in self.hosts)
+        if logs.count("Executing 'Functions.") != logs.count("Executed 'Functions."):
+            return False
+        for name in self.queue_names():
+            if name.endswith("-poison"):
+                continue
+            with queue_client(self.env["AzureWebJobsStorage"], name) as client:
+                if client.get_queue_properties().approximate_message_count:
+                    return False
+        return True
+
+    def reset(self, idle_timeout_s: float = 30) -> bool:
+        """Make the stack look new to the next test; False when it cannot be (a host died, work still runs).
+
+        Waits for the hosts to go idle first, so no invocation of the last test writes into the next
+        one's state. Then: queues (poison ones too) cleared, every table but the schema version
+        emptied, the output folder emptied, Redis flushed, and the logs marked.
+        """
+        deadline = time.monotonic() + idle_timeout_s
+        while not self.idle():
+            if time.monotonic() > deadline or not all(host.alive for host in self.hosts):
+                return False
+            time.sleep(0.1)
+        self._clear_queues()
+        self._clear_database()
+        output = Path(self.env["OUTPUT_DIR"])
+        if output.is_dir():
+            for child in output.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        import redis
+
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+        self.mark_logs()
+        return True
+
+    def _clear_queues(self) -> None:
+        from shared.queues import queue_client
+
+        for name in self.queue_names():
+            with queue_client(self.env["AzureWebJobsStorage"], name) as client, suppress(ResourceNotFoundError):
+                client.clear_messages()
+
+    def _clear_database(self) -> None:
+        path = self.env.get("SQLITE_PATH")
+        if not path or not Path(path).exists():
+            return
+        db = sqlite3.connect(path, timeout=30)
+        try:
+            tables = [row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+            with db:
+                for table in tables:
+                    if table != "schema_version":
+                        db.execute(f'DELETE FROM "{table}"')  # names from sqlite_master
+        finally:
+            db.close()
 
     # --- client side -------------------------------------------------------------------------
 

@@ -2,21 +2,22 @@
 
 Starts Azurite and Redis (free ports, data under .data/demo), the app on the local host, a local
 HTTP server for the sample photos (and the compressed outputs), and a webhook receiver that verifies
-the signature. Uploads a sample CSV, shows progress, then prints the webhook, the status, the output
-CSV and a table of sizes before and after.
+the signature. Uploads a sample CSV with the `imgpipe` command-line client (its progress bar and
+summary), then prints the webhook, the status, the output CSV and a table of sizes before and after.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-import requests
 
 from devtools.apphost import TEST_WEBHOOK_SECRET, AppStack
 from devtools.servers import Azurite, RedisServer
@@ -50,20 +51,22 @@ def sample_csv(base_url: str) -> str:
     return "\n".join(rows) + "\n"
 
 
-def show_progress(stack: AppStack, request_id: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
-        document = stack.status(request_id).json()
-        done, failed, images = document["done"], document["failed"], document["images"]
-        line = f"  {document['status']:<10} {done} done, {failed} failed of {images}"
-        if line != last:
-            print(line)
-            last = line
-        if document["status"] == "Completed":
-            return
-        time.sleep(0.2)
-    raise TimeoutError("the demo job did not complete in time")
+def run_cli(base_url: str, csv_path: Path, webhook_url: str) -> str:
+    """`imgpipe upload CSV --wait`, its output shown live; returns the request id it printed."""
+    command = [sys.executable, "-m", "imgpipe_cli", "upload", str(csv_path), "--webhook", webhook_url, "--wait",
+               "--interval", "0.2"]
+    print("$ imgpipe upload " + " ".join(command[4:]))
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "IMGPIPE_URL": base_url},
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    request_id = ""
+    for line in process.stdout:
+        print(line, end="", flush=True)
+        if line.startswith("request ") and not request_id:
+            request_id = line.split()[1].rstrip(":")
+    if process.wait() not in (0, 1) or not request_id:  # 1: finished with failed images
+        raise RuntimeError(f"imgpipe upload failed (exit {process.returncode})")
+    return request_id
 
 
 def size_table(results: list[dict[str, object]]) -> str:
@@ -97,21 +100,17 @@ def main() -> int:
         stack.start_host()
         with running_receiver(TEST_WEBHOOK_SECRET) as receiver:
             csv_text = sample_csv(files_url)
-            print(f"\nUploading this CSV to {stack.base_url}/upload:\n{csv_text}")
-            response = stack.upload(csv_text, webhook_url=receiver.url)
-            print(f"→ {response.status_code} {response.reason}  Location: {response.headers.get('Location')}")
-            print(json.dumps(response.json(), indent=2))
-            response.raise_for_status()
-            request_id = response.json()["request_id"]
-            print("\nProgress:")
-            show_progress(stack, request_id)
+            csv_path = run_dir / "products.csv"
+            csv_path.write_text(csv_text)
+            print(f"\nUploading this CSV to {stack.base_url}/upload with the imgpipe client:\n{csv_text}")
+            request_id = run_cli(stack.base_url, csv_path, receiver.url)
             payload = receiver.wait_for_delivery()
             print(f"\nWebhook received (signature verified, delivery {receiver.deliveries[0]}):")
             print(json.dumps(payload, indent=2))
         print("\nStatus:")
         print(json.dumps(stack.status(request_id).json(), indent=2))
-        print("\nOutput CSV:")
-        print(requests.get(f"{stack.base_url}/status/{request_id}", headers={"Accept": "text/csv"}, timeout=30).text)
+        print(f"\nOutput CSV (written by the client to {run_dir / 'products.output.csv'}):")
+        print((run_dir / "products.output.csv").read_text())
         print("Sizes before and after (JPEG quality 50):")
         print(size_table(stack.status(request_id, include="images").json()["results"]))
         print(f"\nOutputs are in {run_dir / 'site' / 'processed'}; host log: {run_dir / 'host-0.log'}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -75,15 +76,22 @@ def webhook() -> Iterator[WebhookReceiver]:
         yield receiver
 
 
+def _new_stack(azurite: Azurite, redis: RedisServer, workdir: Path, hosts: int, extra_args: list[str] | None,
+               overrides: dict[str, str]) -> AppStack:
+    stack = AppStack(azurite, redis, workdir, overrides)
+    stack.bootstrap()
+    for _ in range(hosts):
+        stack.start_host(extra_args)
+    return stack
+
+
 @pytest.fixture()
 def make_stack(azurite, redis_server, tmp_path) -> Iterator[Callable[..., AppStack]]:  # type: ignore[no-untyped-def]
+    """A fresh stack (new hosts, queues, database) per call: for tests that kill hosts or need a clean start."""
     stacks: list[AppStack] = []
 
     def make(hosts: int = 1, extra_args: list[str] | None = None, **overrides: str) -> AppStack:
-        stack = AppStack(azurite, redis_server, tmp_path / f"stack{len(stacks)}", overrides)
-        stack.bootstrap()
-        for _ in range(hosts):
-            stack.start_host(extra_args)
+        stack = _new_stack(azurite, redis_server, tmp_path / f"stack{len(stacks)}", hosts, extra_args, overrides)
         stacks.append(stack)
         return stack
 
@@ -92,6 +100,50 @@ def make_stack(azurite, redis_server, tmp_path) -> Iterator[Callable[..., AppSta
         stack.stop()
 
 
+class SharedStacks:
+    """Stacks reused by the tests of one module, one per configuration, reset between tests.
+
+    Starting a host with its worker processes costs seconds on a loaded machine; most tests only
+    need one that looks new. ``get`` hands out the module's stack for a configuration after
+    ``AppStack.reset()``; a stack that cannot be reset (a host was killed, work is still running
+    after the last test) is stopped and replaced by a fresh one.
+    """
+
+    def __init__(self, azurite: Azurite, redis: RedisServer, factory: pytest.TempPathFactory) -> None:
+        self.azurite, self.redis, self.factory = azurite, redis, factory
+        self.stacks: dict[tuple[object, ...], AppStack] = {}
+
+    def get(self, hosts: int = 1, extra_args: list[str] | None = None, **overrides: str) -> AppStack:
+        key = (hosts, tuple(extra_args or ()), tuple(sorted(overrides.items())))
+        stack = self.stacks.get(key)
+        if stack is not None and len(stack.hosts) == hosts and stack.reset():
+            return stack
+        if stack is not None:
+            stack.stop()
+        stack = _new_stack(self.azurite, self.redis, self.factory.mktemp("shared-stack"), hosts, extra_args,
+                           dict(overrides))
+        self.stacks[key] = stack
+        return stack
+
+    def stop(self) -> None:
+        for stack in self.stacks.values():
+            stack.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_stacks(azurite, redis_server, tmp_path_factory) -> Iterator[SharedStacks]:  # type: ignore[no-untyped-def]
+    stacks = SharedStacks(azurite, redis_server, tmp_path_factory)
+    yield stacks
+    stacks.stop()
+
+
 @pytest.fixture()
-def stack(make_stack) -> AppStack:  # type: ignore[no-untyped-def]
-    return make_stack()
+def make_shared_stack(shared_stacks: SharedStacks) -> Callable[..., AppStack]:
+    """Like ``make_stack``, but the module's stack for these settings, reset, instead of a new one."""
+    return shared_stacks.get
+
+
+@pytest.fixture()
+def stack(shared_stacks: SharedStacks) -> AppStack:
+    """The default stack (one host), shared by the tests of a module and reset before each."""
+    return shared_stacks.get()

@@ -7,6 +7,7 @@
      │    ├── UnsupportedMediaType  the upload is neither multipart form-data nor CSV (HTTP 415)
      │    └── IdempotencyKeyReused  an Idempotency-Key already names a different upload (HTTP 422)
      ├── NotFound             the thing asked for does not exist (HTTP 404)
+     ├── Conflict             the request is in a state where this makes no sense (HTTP 409)
      ├── DuplicateRequest     an idempotency key already names a stored request (answered as a replay)
      ├── PermanentFailure     retrying cannot help (HTTP 404 image, bomb, SSRF refusal): record it
      │    ├── UrlRefused       an outbound URL or the address it resolves to is not allowed
@@ -81,6 +82,8 @@ class NotFound(ImgpipeError):
     """Raised when a request (or other resource) asked for does not exist."""
 
 
+class Conflict(ImgpipeError):
+    """Raised when an action does not fit the request's state (e.g. cancelling a finished request)."""
 class DuplicateRequest(ImgpipeError):
     """Raised by ``Store.create_request`` when the idempotency key already belongs to ``request_id``."""
 

@@ -19,9 +19,11 @@ import azure.functions as func
 from opentelemetry.trace import SpanKind
 
 from shared import telemetry
+from shared.cancel import CancelAnswer
 from shared.container import Dependencies, build_dependencies
 from shared.errors import (
     ConfigError,
+    Conflict,
     DependencyMissing,
     ImgpipeError,
     MalformedMessage,
@@ -33,9 +35,11 @@ from shared.errors import (
 )
 from shared.health import HealthMonitor, HealthReport, dependency_checks, failed_report
 from shared.idempotency import caller_of
+from shared.options import FIELD_NAMES as OPTION_FIELDS
 from shared.settings import Settings
 from shared.status import StatusAnswer, StatusQuery
 from shared.upload import UploadAccepted, UploadInput
+from shared.upload_page import Page
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +114,14 @@ def upload_input(req: func.HttpRequest, settings: Settings) -> UploadInput:
         raise PayloadTooLarge(f"the upload is larger than {settings.max_csv_bytes} bytes")
     media_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
     webhook_url = req.params.get("webhook_url")
+    option_fields = {name: req.params[name] for name in OPTION_FIELDS if req.params.get(name)}
     if media_type == "multipart/form-data":
         try:
             upload = req.files.get("file")
             # A part sent without a filename arrives as a plain form field, not as a file.
             field_text = req.form.get("file")
             webhook_url = req.form.get("webhook_url") or webhook_url
+            option_fields.update({name: req.form[name] for name in OPTION_FIELDS if req.form.get(name)})
         except Exception:  # werkzeug raises several types on a broken envelope
             raise ValidationError([Problem("the multipart/form-data body cannot be parsed")]) from None
         if upload is not None:
@@ -134,6 +140,7 @@ def upload_input(req: func.HttpRequest, settings: Settings) -> UploadInput:
         csv_data=csv_data,
         webhook_url=webhook_url or None,
         idempotency_key=req.headers.get("idempotency-key"),
+        option_fields=option_fields,
         caller=caller_of(req.headers, req.params),
     )
 
@@ -235,6 +242,16 @@ def status_response(answer: StatusAnswer) -> func.HttpResponse:
     return _json(200, answer.document)
 
 
+def cancel_response(answer: CancelAnswer) -> func.HttpResponse:
+    """200 once the request is Cancelled; 202 while its started images are still finishing."""
+    return _json(200 if answer.finished else 202, answer.document)
+
+
+def page_response(page: Page) -> func.HttpResponse:
+    return func.HttpResponse(page.html, status_code=200, mimetype="text/html", charset="utf-8",
+                             headers=page.headers)
+
+
 def error_response(exc: Exception) -> func.HttpResponse:
     """Map an error to a response that explains client mistakes and hides everything else."""
     if isinstance(exc, ValidationError):
@@ -249,6 +266,8 @@ def error_response(exc: Exception) -> func.HttpResponse:
     if isinstance(exc, DependencyMissing):  # a deployment problem: say which, so it gets fixed
         logger.error("request refused: %s", exc)
         return _json(503, {"error": "temporarily unavailable, retry later", "reason": str(exc)}, {"Retry-After": "30"})
+    if isinstance(exc, Conflict):
+        return _json(409, {"error": str(exc)})
     if isinstance(exc, ConfigError):
         # Retrying cannot help until an operator fixes the setting; its message names the setting,
         # never its value (a Secret hides itself), and is for the log only.

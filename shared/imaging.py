@@ -70,9 +70,16 @@ class CompressedImage:
 
 
 def compress_image(
-    data: bytes, *, quality: int = 50, max_pixels: int, size_target_ratio: float = 0.0
+    data: bytes, *, quality: int = 50, max_pixels: int, size_target_ratio: float = 0.0,
+    output_format: str = "keep", max_dimension: int | None = None,
 ) -> CompressedImage:
-    """Compress ``data``; raises PermanentFailure if it is not a supported image or is too large."""
+    """Compress ``data``; raises PermanentFailure if it is not a supported image or is too large.
+
+    ``output_format`` "jpeg" or "webp" forces that format (a JPEG flattens transparency on white
+    and keeps an animation's first frame); "keep" chooses as the module docstring says.
+    ``max_dimension`` downscales so the longer side fits, never up. The input bytes are kept
+    (when smaller) only if they already are what was asked for: same format, not downscaled.
+    """
     if not data:
         raise PermanentFailure("not an image: the body is empty")
     if data.lstrip()[:5].startswith(_TEXT_STARTS):
@@ -83,7 +90,8 @@ def compress_image(
             if source.format in ("JPEG", "MPO"):
                 check_jpeg_scans(data)
             surveyed = survey(source, data, max_pixels)
-            return _compress_opened(source, data, quality, surveyed, deadline, size_target_ratio)
+            return _compress_opened(source, data, quality, surveyed, deadline, size_target_ratio,
+                                    output_format.lower(), max_dimension)
     except PermanentFailure:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -100,32 +108,42 @@ def compress_image(
 
 def _compress_opened(
     source: Image.Image, data: bytes, quality: int, surveyed: Survey, deadline: Deadline,
-    size_target_ratio: float,
+    size_target_ratio: float, wanted: str = "keep", max_dimension: int | None = None,
 ) -> CompressedImage:
     input_format = source.format or ""
     width, height = source.size
     icc_profile = source.info.get("icc_profile")
 
     encode: Callable[[int], bytes]
-    if surveyed.frames > 1 and input_format in ANIMATION_FORMATS:
+    resized = False
+    if surveyed.frames > 1 and input_format in ANIMATION_FORMATS and wanted != "jpeg":
         output_format = "WEBP"
-        encode = _animated_webp_encoder(source, icc_profile, surveyed, deadline)
-        width, height = source.size  # a GIF canvas grows to hold every frame
+        scale = _scale_for(source.size, max_dimension)
+        encode = _animated_webp_encoder(source, icc_profile, surveyed, deadline, scale)
+        resized = scale < 1
+        width, height = _scaled(source.size, scale)  # a GIF canvas grows to hold every frame
     else:
         source.load()  # decode once here: a truncated file fails now, not in each encode
         deadline.check()
         image = _upright(source)
+        scale = _scale_for(image.size, max_dimension)
+        if scale < 1:
+            image, resized = image.resize(_scaled(image.size, scale), Image.Resampling.LANCZOS), True
         width, height = image.size
-        if _has_transparency(image):
+        transparent = _has_transparency(image)
+        if wanted == "webp" or (transparent and wanted != "jpeg"):
             output_format = "WEBP"
-            image = image.convert("RGBA")
+            image = image.convert("RGBA" if transparent else "RGB")
         else:
             output_format = "JPEG"
+            if transparent:
+                image = _flattened(image)
             image, icc_profile = _to_jpeg_mode(image, icc_profile)
         encode = _still_encoder(image, output_format, icc_profile)
 
     quality_used, encoded = _encode_to_target(encode, quality, len(data), size_target_ratio, deadline)
-    if len(encoded) >= len(data) and input_format in _KEPT_AS:
+    keepable = not resized and (wanted == "keep" or _KEPT_AS.get(input_format, ("",))[0] == output_format)
+    if keepable and len(encoded) >= len(data) and input_format in _KEPT_AS:
         kept_format, extension, content_type = _KEPT_AS[input_format]
         return CompressedImage(data, kept_format, extension, content_type, width, height, quality=0)
     extension, content_type = _ENCODED_AS[output_format]
@@ -176,20 +194,47 @@ def _still_encoder(
     return encode
 
 
+def _scale_for(size: tuple[int, int], max_dimension: int | None) -> float:
+    """The factor that fits the longer side into ``max_dimension``; 1 when it fits already."""
+    longest = max(size)
+    return 1.0 if not max_dimension or longest <= max_dimension else max_dimension / longest
+
+
+def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    if scale >= 1:
+        return size
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _flattened(image: Image.Image) -> Image.Image:
+    """A transparent image on a white background (JPEG has no alpha)."""
+    rgba = image.convert("RGBA")
+    background = Image.new("RGB", rgba.size, "white")
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
 def _animated_webp_encoder(
-    source: Image.Image, icc_profile: bytes | None, surveyed: Survey, deadline: Deadline
+    source: Image.Image, icc_profile: bytes | None, surveyed: Survey, deadline: Deadline, scale: float = 1.0
 ) -> Callable[[int], bytes]:
     durations = []
+    resized_frames: list[Image.Image] = []  # only when downscaling (max_dimension)
     for index in range(surveyed.frames):
         source.seek(index)
         check_frame(source, surveyed, deadline)
         durations.append(int(source.info.get("duration", 100) or 0))
+        if scale < 1:
+            resized_frames.append(source.convert("RGBA").resize(_scaled(source.size, scale), Image.Resampling.LANCZOS))
     source.seek(0)
     # A GIF without a loop count plays once; WebP's 0 means forever.
     loop = int(source.info.get("loop", 1 if source.format == "GIF" else 0))
 
     def encode(quality: int) -> bytes:
         buffer = io.BytesIO()
+        if resized_frames:
+            resized_frames[0].save(buffer, "WEBP", save_all=True, append_images=resized_frames[1:], quality=quality,
+                                   duration=durations, loop=loop, method=4, icc_profile=icc_profile or b"")
+            return buffer.getvalue()
         source.save(
             buffer,
             "WEBP",

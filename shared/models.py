@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from shared.options import CompressionOptions
+
 
 class RequestStatus(StrEnum):
     """Where a request is in its life."""
@@ -13,6 +15,8 @@ class RequestStatus(StrEnum):
     PENDING = "Pending"  # stored and fanned out; no image finished yet
     PROCESSING = "Processing"  # at least one image finished (done or failed)
     COMPLETED = "Completed"  # every image finished and the request was closed (exactly once)
+    CANCELLING = "Cancelling"  # cancel asked: unstarted images skipped, started ones finishing
+    CANCELLED = "Cancelled"  # cancelled, and every started image finished (closed exactly once)
 
 
 class ImageStatus(StrEnum):
@@ -21,6 +25,7 @@ class ImageStatus(StrEnum):
     PENDING = "Pending"  # stored, maybe queued, not finished
     DONE = "Done"  # compressed and stored; output_url is set
     FAILED = "Failed"  # gave up; error says why
+    SKIPPED = "Skipped"  # the request was cancelled before this image started
 
     @property
     def terminal(self) -> bool:
@@ -56,6 +61,15 @@ class ImageTask:
 
 
 @dataclass(frozen=True)
+class ImageState:
+    """What processing one image message needs to know from the database."""
+
+    status: ImageStatus
+    leader_seq: int | None  # set when the slot's URL repeats an earlier slot's: the leader works for it
+    options: CompressionOptions
+
+
+@dataclass(frozen=True)
 class ImageOutcome:
     """The result of compressing one image, recorded in the database."""
 
@@ -84,6 +98,12 @@ class RequestRecord:
     updated_at: datetime
     completed_at: datetime | None
     fanout_completed_at: datetime | None
+    skipped: int = 0  # images skipped by a cancel
+    repeats: int = 0  # image slots whose URL repeats an earlier one (compressed once, with it)
+
+    @property
+    def finished_images(self) -> int:
+        return self.done + self.failed + self.skipped
 
 
 @dataclass(frozen=True)

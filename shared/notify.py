@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from shared.container import Dependencies
 from shared.errors import ConfigError, MalformedMessage
-from shared.models import DeliveryAttempt, RequestRecord
+from shared.models import DeliveryAttempt, RequestRecord, RequestStatus
 from shared.output_storage import with_presentable_urls
 from shared.queues import decode
 from shared.report import webhook_payload
@@ -64,15 +64,16 @@ def notify_request(deps: Dependencies, body: str, dequeue_count: int = 1) -> Not
     if record is None:
         logger.warning("notify for unknown request %s dropped", request_id)
         return NotifyResult(NotifyOutcome.UNKNOWN, False)
-    if record.done + record.failed < record.images:
+    if record.finished_images < record.images:
         logger.warning(
             "notify for request %s with %d of %d images finished: not closing it yet",
-            request_id, record.done + record.failed, record.images,
+            request_id, record.finished_images, record.images,
         )
         return NotifyResult(NotifyOutcome.NOT_READY, False)
     completed_now = store.complete_request(request_id)
     if completed_now:
-        logger.info("request %s completed: %d done, %d failed", request_id, record.done, record.failed)
+        logger.info("request %s completed: %d done, %d failed, %d skipped%s", request_id, record.done,
+                    record.failed, record.skipped, " (cancelled)" if record.status is RequestStatus.CANCELLING else "")
     if not record.webhook_url:
         return NotifyResult(NotifyOutcome.NO_WEBHOOK, completed_now)
     attempts = store.delivery_attempts(request_id)

@@ -4,6 +4,11 @@ Idempotent under redelivery: an image already terminal in the database is not wo
 output name is deterministic (a retry overwrites), the outcome is recorded with a conditional
 update, and the fan-in counts each image once.
 
+A URL repeated within a request is worked once, by its first slot (the leader): the leader's
+outcome is copied to the repeats (aliases) in the same transaction, and the leader counts every
+one of those slots towards the fan-in (its redelivery counts them again). An alias's own message,
+if one is sent, does nothing.
+
 A transient failure is retried later, on ``shared.retry_policy``'s schedule, through a delayed
 copy of the message; the image stays Pending meanwhile, so the fan-in counts nothing until the
 image is Done or Failed. A copy sent twice (the original redelivered after a crash) only works
@@ -15,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -23,6 +28,7 @@ from shared.container import Dependencies
 from shared.errors import MAX_ERROR_CHARS, MalformedMessage, PermanentFailure, TransientFailure
 from shared.imaging import compress_image
 from shared.models import ImageOutcome, ImageTask
+from shared.options import CompressionOptions
 from shared.outbound import download
 from shared.queues import decode
 
@@ -35,6 +41,7 @@ class Outcome(StrEnum):
     DONE = "done"  # compressed and recorded now
     FAILED = "failed"  # recorded as failed now (permanent failure, or the last attempt)
     ALREADY = "already"  # the image was terminal before: only the fan-in was (re)counted
+    ALIAS = "alias"  # the URL repeats an earlier slot (its leader), which works and counts for it
     UNKNOWN = "unknown"  # the database has no such image: nothing to do
     RETRYING = "retrying"  # failed transiently; a delayed copy of the message tries again
 
@@ -71,18 +78,25 @@ def process_image(deps: Dependencies, body: str, dequeue_count: int) -> ProcessR
     """
     task = parse_task(body)
     store = deps.store
-    status = store.image_status(task.request_id, task.seq)
-    if status is None:
+    state = store.image_state(task.request_id, task.seq)
+    if state is None:
         logger.warning("image %s/%d is not in the database; dropping the message", task.request_id, task.seq)
         return ProcessResult(Outcome.UNKNOWN, None)
-    if status.terminal:
+    if state.leader_seq is not None:
+        # The leader's invocation works for this slot and counts it; counting it here as well
+        # could make a second invocation fire (the one whose count completed the set is its seq).
+        return ProcessResult(Outcome.ALIAS, None)
+    # mark_started fails when the image stopped being Pending since the read (a cancel skipped it).
+    if state.status.terminal or not store.mark_started(task.request_id, task.seq):
         outcome = Outcome.ALREADY
     else:
-        store.mark_started(task.request_id, task.seq)
-        outcome = _work(deps, task, body, dequeue_count)
+        outcome = _work(deps, task, body, dequeue_count, state.options)
         if outcome is Outcome.RETRYING:  # still Pending: nothing to count yet
             return ProcessResult(outcome, None)
-    fires = _count_completion(deps, task)
+    slots = [task.seq, *store.alias_seqs(task.request_id, task.seq)]  # a leader counts its repeats too
+    fires = False
+    for seq in slots:  # every one, even after one fired: each slot must be in the count
+        fires = _count_completion(deps, replace(task, seq=seq)) or fires
     if fires:
         logger.info("request %s: last image finished, notifying", task.request_id)
     return ProcessResult(outcome, {"request_id": task.request_id} if fires else None)
@@ -108,13 +122,13 @@ def _count_completion(deps: Dependencies, task: ImageTask) -> bool:
         logger.warning("Redis unavailable: counting request %s in the database", task.request_id, exc_info=True)
         store.mark_fanin_reseed(task.request_id)
         record = store.get_request(task.request_id)
-        return record is not None and record.done + record.failed >= record.images
+        return record is not None and record.finished_images >= record.images
 
 
-def _work(deps: Dependencies, task: ImageTask, body: str, dequeue_count: int) -> Outcome:
+def _work(deps: Dependencies, task: ImageTask, body: str, dequeue_count: int, options: CompressionOptions) -> Outcome:
     store = deps.store
     try:
-        outcome = compress_and_store(deps, task)
+        outcome = compress_and_store(deps, task, options)
     except PermanentFailure as exc:
         store.record_failed(task.request_id, task.seq, _reason(exc))
         logger.info("image %s/%d failed: %s", task.request_id, task.seq, _reason(exc))
@@ -160,8 +174,9 @@ def _give_up(deps: Dependencies, task: ImageTask, reason: str, exc: Exception) -
     return Outcome.FAILED
 
 
-def compress_and_store(deps: Dependencies, task: ImageTask) -> ImageOutcome:
+def compress_and_store(deps: Dependencies, task: ImageTask, options: CompressionOptions | None = None) -> ImageOutcome:
     settings = deps.settings
+    options = options or CompressionOptions()
     started = time.perf_counter()
     data = download(
         deps.http,
@@ -174,9 +189,11 @@ def compress_and_store(deps: Dependencies, task: ImageTask) -> ImageOutcome:
     downloaded = time.perf_counter()
     image = compress_image(
         data,
-        quality=settings.jpeg_quality,
+        quality=options.quality or settings.jpeg_quality,
         max_pixels=settings.max_image_pixels,
-        size_target_ratio=settings.size_target_ratio,
+        size_target_ratio=settings.size_target_ratio if options.size_target is None else options.size_target,
+        output_format=options.format.value,
+        max_dimension=options.max_dimension,
     )
     compressed = time.perf_counter()
     name = f"{task.request_id}/{task.seq:05d}.{image.extension}"

@@ -103,6 +103,8 @@ def status_document(request: RequestRecord, images: Sequence[ImageRecord] | None
         "images": request.images,
         "done": request.done,
         "failed": request.failed,
+        "skipped": request.skipped,
+        "distinct_images": request.images - request.repeats,
         "created_at": iso_utc(request.created_at),
         "updated_at": iso_utc(request.updated_at),
         "completed_at": iso_utc(request.completed_at),
@@ -119,13 +121,16 @@ def webhook_payload(request: RequestRecord, images: Sequence[ImageRecord]) -> di
     ``done`` and ``failed`` are counted from ``images`` so they always agree with ``output_images``.
     """
     ordered = _in_input_order(images)
+    cancelled = request.status in (RequestStatus.CANCELLING, RequestStatus.CANCELLED)
     return {
         "request_id": request.request_id,
-        "status": RequestStatus.COMPLETED.value,
+        "status": (RequestStatus.CANCELLED if cancelled else RequestStatus.COMPLETED).value,
         "products": request.products,
         "images": len(ordered),
         "done": sum(1 for image in ordered if image.status is ImageStatus.DONE),
         "failed": sum(1 for image in ordered if image.status is ImageStatus.FAILED),
+        "skipped": sum(1 for image in ordered if image.status is ImageStatus.SKIPPED),
+        "distinct_images": len({image.input_url for image in ordered}),
         "completed_at": iso_utc(request.completed_at or request.updated_at),
         "output_images": [
             {

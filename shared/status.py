@@ -14,8 +14,10 @@ from datetime import datetime
 from shared.container import Dependencies
 from shared.errors import NotFound, Problem, TransientFailure, ValidationError
 from shared.fanout import resume_if_stale
+from shared.options import CompressionOptions
 from shared.output_storage import with_presentable_urls
 from shared.report import output_csv, status_document
+from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,17 @@ def get_status(deps: Dependencies, query: StatusQuery) -> StatusAnswer:
     if query.as_csv:
         return StatusAnswer(None, output_csv(with_presentable_urls(store.list_images(request_id), deps.output)))
     images = with_presentable_urls(store.list_images(request_id), deps.output) if query.include_images else None
-    return StatusAnswer(status_document(record, images, store.delivery_attempts(request_id)), None)
+    document = status_document(record, images, store.delivery_attempts(request_id))
+    document["options"] = effective_options(deps.settings, store.request_options(request_id))
+    return StatusAnswer(document, None)
+
+
+def effective_options(settings: Settings, options: CompressionOptions) -> dict[str, object]:
+    """The request's options with the service's settings filled in where it gave none."""
+    shown = options.as_dict()
+    shown["quality"] = options.quality or settings.jpeg_quality
+    shown["size_target"] = settings.size_target_ratio if options.size_target is None else options.size_target
+    return shown
 
 
 def _resume(deps: Dependencies, request_id: str, created_at: datetime) -> None:

@@ -34,6 +34,7 @@ from shared.models import (
     RequestRecord,
     RequestStatus,
 )
+from shared.options import CompressionOptions
 from shared.settings import Settings
 from shared.sql_dialect import (
     SQLSERVER_RETRY_BUDGET_S,
@@ -46,6 +47,7 @@ from shared.sql_dialect import (
 )
 from shared.sql_limits import truncate_utf16
 from shared.store_deliveries import DeliveryRecords, first_row
+from shared.store_features import RequestFeatures, aliases_of
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-class Store(DeliveryRecords):
+class Store(DeliveryRecords, RequestFeatures):
     """The database of imgpipe; safe to share between threads (one connection each)."""
 
     def __init__(self, connect: Callable[[], DBAPIConnection], dialect: Dialect) -> None:
@@ -133,15 +135,19 @@ class Store(DeliveryRecords):
         *,
         upload_sha256: str | None = None,
         release_key_older_than: datetime | None = None,
+        options: CompressionOptions | None = None,
     ) -> None:
         """Store a request with its products and Pending images (seq 0..m-1 in input order).
 
         Raises ``DuplicateRequest`` (with the existing request id) if the idempotency key is taken.
         A request holding the key since before ``release_key_older_than`` (an expired key) gives it
-        up in the same transaction, so this one takes it.
+        up in the same transaction, so this one takes it. A URL that repeats an earlier one of the
+        request becomes an alias of that first slot (its leader); ``options`` other than the
+        defaults are stored with it.
         """
         now = self.dialect.to_db(_now())
         image_count = sum(len(product.urls) for product in products)
+        aliases = aliases_of(request_id, products)
         request_row = (
             request_id,
             "Pending",
@@ -152,6 +158,7 @@ class Store(DeliveryRecords):
             image_count,
             now,
             now,
+            len(aliases),
         )
 
         def image_rows() -> Iterator[tuple[Any, ...]]:
@@ -182,6 +189,12 @@ class Store(DeliveryRecords):
                 cursor.executemany(sql.INSERT_PRODUCT, chunk)
             for chunk in _chunks(image_rows(), BULK_ROWS):
                 cursor.executemany(sql.INSERT_IMAGE, chunk)
+            for alias_chunk in _chunks(aliases, BULK_ROWS):
+                cursor.executemany(sql.INSERT_ALIAS, alias_chunk)
+            if options is not None and not options.is_default:
+                o = options
+                cursor.execute(sql.INSERT_OPTIONS, (request_id, o.quality, o.size_target, o.format.value,
+                                                    o.max_dimension))
             return True
 
         try:
@@ -214,7 +227,7 @@ class Store(DeliveryRecords):
         row = first_row(self._fetch_all(sql.SELECT_REQUEST, (request_id,)))
         if row is None:
             return None
-        finished = int(row["done_images"]) + int(row["failed_images"])
+        finished = int(row["done_images"]) + int(row["failed_images"]) + int(row["skipped_images"])
         if not row["any_pending"] and finished != int(row["images"]):
             logger.warning("request %s: image counts were behind its images; recounting once", request_id)
             self._update(sql.RECOUNT_IMAGES, (request_id,))
@@ -235,6 +248,8 @@ class Store(DeliveryRecords):
             updated_at=updated_at,
             completed_at=from_db(row["completed_at"]),
             fanout_completed_at=from_db(row["fanout_completed_at"]),
+            skipped=int(row["skipped_images"]),
+            repeats=int(row["repeated_images"]),
         )
 
     def unenqueued_tasks(self, request_id: str) -> list[ImageTask]:
@@ -287,18 +302,21 @@ class Store(DeliveryRecords):
         row = first_row(self._fetch_all(sql.SELECT_IMAGE_STATUS, (request_id, seq)))
         return ImageStatus(row["status"]) if row else None
 
-    def mark_started(self, request_id: str, seq: int) -> None:
-        self._update(sql.MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
+    def mark_started(self, request_id: str, seq: int) -> bool:
+        """Note an attempt on a Pending image; False if it is no longer Pending (e.g. skipped by a cancel)."""
+        return self._update(sql.MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
 
     def _finish_image(
-        self, statement: str, params: Sequence[Any], request_id: str, seq: int, now: Any, status: ImageStatus
+        self, statement: str, params: Sequence[Any], request_id: str, seq: int, now: Any, status: ImageStatus,
+        copy_to_aliases: tuple[str, Sequence[Any]],
     ) -> bool:
-        done, failed = (1, 0) if status is ImageStatus.DONE else (0, 1)
-
         def work(cursor: DBAPICursor) -> bool:
             cursor.execute(statement, params)
             if cursor.rowcount <= 0:
                 return False  # already terminal: a redelivery or a racing worker finished it
+            cursor.execute(*copy_to_aliases)  # slots repeating this URL share its outcome
+            slots = 1 + max(cursor.rowcount, 0)
+            done, failed = (slots, 0) if status is ImageStatus.DONE else (0, slots)
             cursor.execute(sql.COUNT_FINISHED_IMAGE, (done, failed, now, request_id))
             return True
 
@@ -316,13 +334,18 @@ class Store(DeliveryRecords):
         o = outcome
         params = (o.output_url, o.bytes_in, o.bytes_out, o.width, o.height, o.format, o.quality,
                   o.download_ms, o.process_ms, o.store_ms, now, request_id, seq)  # fmt: skip
-        return self._finish_image(sql.RECORD_DONE, params, request_id, seq, now, ImageStatus.DONE)
+        aliases = (o.output_url, o.bytes_in, o.bytes_out, o.width, o.height, o.format, o.quality, now,
+                   request_id, request_id, seq)  # fmt: skip
+        return self._finish_image(sql.RECORD_DONE, params, request_id, seq, now, ImageStatus.DONE,
+                                  (sql.COPY_DONE_TO_ALIASES, aliases))
 
     def record_failed(self, request_id: str, seq: int, error: str) -> bool:
         """Record a failed image if it is still Pending; True if this call changed it."""
         now = self.dialect.to_db(_now())
-        params = (truncate_utf16(error, MAX_ERROR_CHARS), now, request_id, seq)
-        return self._finish_image(sql.RECORD_FAILED, params, request_id, seq, now, ImageStatus.FAILED)
+        error = truncate_utf16(error, MAX_ERROR_CHARS)
+        params = (error, now, request_id, seq)
+        return self._finish_image(sql.RECORD_FAILED, params, request_id, seq, now, ImageStatus.FAILED,
+                                  (sql.COPY_FAILED_TO_ALIASES, (error, now, request_id, request_id, seq)))
 
     def note_retry(self, request_id: str, seq: int, error: str, retry_at: datetime) -> bool:
         """Keep the last error of a still-Pending image and when its delayed retry is due."""

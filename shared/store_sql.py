@@ -27,7 +27,8 @@ from __future__ import annotations
 
 INSERT_REQUEST = (
     "INSERT INTO requests (request_id, status, webhook_url, idempotency_key, upload_sha256, products, images,"
-    " created_at, updated_at, done_images, failed_images) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)"
+    " created_at, updated_at, done_images, failed_images, skipped_images, repeated_images)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)"
 )
 INSERT_PRODUCT = "INSERT INTO products (request_id, serial, line, name) VALUES (?, ?, ?, ?)"
 INSERT_IMAGE = (
@@ -44,7 +45,7 @@ REQUEST_EXISTS = "SELECT request_id FROM requests WHERE request_id = CAST(? AS V
 # not keep them (the window between migration 0004 and the new deployment).
 SELECT_REQUEST = (
     "SELECT status, webhook_url, products, images, created_at, updated_at, completed_at,"
-    " fanout_completed_at, done_images, failed_images,"
+    " fanout_completed_at, done_images, failed_images, skipped_images, repeated_images,"
     " CASE WHEN EXISTS (SELECT 1 FROM images i WHERE i.request_id = requests.request_id"
     " AND i.status = 'Pending') THEN 1 ELSE 0 END AS any_pending"
     " FROM requests WHERE request_id = CAST(? AS VARCHAR(36))"
@@ -54,11 +55,15 @@ RECOUNT_IMAGES = (
     "UPDATE requests SET"
     " done_images = (SELECT COUNT(*) FROM images i WHERE i.request_id = requests.request_id AND i.status = 'Done'),"
     " failed_images = (SELECT COUNT(*) FROM images i WHERE i.request_id = requests.request_id"
-    " AND i.status = 'Failed') WHERE request_id = CAST(? AS VARCHAR(36))"
+    " AND i.status = 'Failed'),"
+    " skipped_images = (SELECT COUNT(*) FROM images i WHERE i.request_id = requests.request_id"
+    " AND i.status = 'Skipped') WHERE request_id = CAST(? AS VARCHAR(36))"
 )
 SELECT_UNENQUEUED = (
     "SELECT i.seq, i.input_url, r.images AS total FROM images i JOIN requests r ON r.request_id = i.request_id"
-    " WHERE i.request_id = CAST(? AS VARCHAR(36)) AND i.enqueued_at IS NULL ORDER BY i.seq"
+    " WHERE i.request_id = CAST(? AS VARCHAR(36)) AND i.enqueued_at IS NULL AND i.status = 'Pending'"
+    " AND NOT EXISTS (SELECT 1 FROM image_aliases a WHERE a.request_id = i.request_id AND a.seq = i.seq)"
+    " ORDER BY i.seq"
 )
 MARK_ENQUEUED = (
     "UPDATE images SET enqueued_at = ? WHERE request_id = CAST(? AS VARCHAR(36)) AND enqueued_at IS NULL"
@@ -74,7 +79,7 @@ STALE_FANOUTS = (
 SELECT_IMAGE_STATUS = "SELECT status, finished_at FROM images WHERE request_id = CAST(? AS VARCHAR(36)) AND seq = ?"
 MARK_STARTED = (
     "UPDATE images SET started_at = COALESCE(started_at, ?), attempts = attempts + 1"
-    " WHERE request_id = CAST(? AS VARCHAR(36)) AND seq = ?"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND seq = ? AND status = 'Pending'"
 )
 RECORD_DONE = (
     "UPDATE images SET status = 'Done', output_url = ?, error = NULL, bytes_in = ?, bytes_out = ?,"
@@ -97,12 +102,14 @@ COUNT_FINISHED_IMAGE = (
 )
 SELECT_TERMINAL = "SELECT seq FROM images WHERE request_id = CAST(? AS VARCHAR(36)) AND status <> 'Pending'"
 COMPLETE_REQUEST = (
-    "UPDATE requests SET status = 'Completed', completed_at = ?, updated_at = ?"
-    " WHERE request_id = CAST(? AS VARCHAR(36)) AND status <> 'Completed' AND NOT EXISTS"
+    "UPDATE requests SET status = CASE WHEN status = 'Cancelling' THEN 'Cancelled' ELSE 'Completed' END,"
+    " completed_at = ?, updated_at = ?"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND status NOT IN ('Completed', 'Cancelled') AND NOT EXISTS"
     " (SELECT 1 FROM images i WHERE i.request_id = requests.request_id AND i.status = 'Pending')"
 )
 SELECT_COMPLETED_AT = (
-    "SELECT completed_at FROM requests WHERE request_id = CAST(? AS VARCHAR(36)) AND status = 'Completed'"
+    "SELECT completed_at FROM requests WHERE request_id = CAST(? AS VARCHAR(36))"
+    " AND status IN ('Completed', 'Cancelled')"
 )
 SELECT_IMAGES = (
     "SELECT i.seq, i.serial, p.name AS product_name, i.url_index, i.input_url, i.status, i.output_url,"
@@ -137,3 +144,50 @@ TAKE_OVER_DELIVERY_CLAIM = (
     " AND succeeded = 0 AND status_code IS NULL AND error = ? AND attempted_at < ?"
 )
 SELECT_FANIN_RESEED = "SELECT fanin_reseed_at FROM requests WHERE request_id = CAST(? AS VARCHAR(36))"
+
+# -- per-request options, repeated URLs, cancel (issue 13; migration 0005) --------------------------
+
+INSERT_OPTIONS = (
+    "INSERT INTO request_options (request_id, quality, size_target, format, max_dimension) VALUES (?, ?, ?, ?, ?)"
+)
+SELECT_OPTIONS = (
+    "SELECT quality, size_target, format, max_dimension FROM request_options"
+    " WHERE request_id = CAST(? AS VARCHAR(36))"
+)
+INSERT_ALIAS = "INSERT INTO image_aliases (request_id, seq, leader_seq) VALUES (?, ?, ?)"
+SELECT_IMAGE_STATE = (
+    "SELECT i.status, a.leader_seq, o.quality, o.size_target, o.format, o.max_dimension FROM images i"
+    " LEFT JOIN image_aliases a ON a.request_id = i.request_id AND a.seq = i.seq"
+    " LEFT JOIN request_options o ON o.request_id = i.request_id"
+    " WHERE i.request_id = CAST(? AS VARCHAR(36)) AND i.seq = ?"
+)
+SELECT_ALIAS_SEQS = (
+    "SELECT seq FROM image_aliases WHERE request_id = CAST(? AS VARCHAR(36)) AND leader_seq = ? ORDER BY seq"
+)
+# In the leader's transaction: its Pending aliases take its outcome (the counts follow the rowcount).
+COPY_DONE_TO_ALIASES = (
+    "UPDATE images SET status = 'Done', output_url = ?, error = NULL, bytes_in = ?, bytes_out = ?,"
+    " width = ?, height = ?, format = ?, quality = ?, finished_at = ?"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND status = 'Pending' AND seq IN"
+    " (SELECT a.seq FROM image_aliases a WHERE a.request_id = CAST(? AS VARCHAR(36)) AND a.leader_seq = ?)"
+)
+COPY_FAILED_TO_ALIASES = (
+    "UPDATE images SET status = 'Failed', error = ?, finished_at = ?"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND status = 'Pending' AND seq IN"
+    " (SELECT a.seq FROM image_aliases a WHERE a.request_id = CAST(? AS VARCHAR(36)) AND a.leader_seq = ?)"
+)
+MARK_CANCELLING = (
+    "UPDATE requests SET status = 'Cancelling', updated_at = ?"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND status IN ('Pending', 'Processing') AND EXISTS"
+    " (SELECT 1 FROM images i WHERE i.request_id = requests.request_id AND i.status = 'Pending')"
+)
+# Unstarted images, except the aliases of a leader that has started (they finish with it).
+SKIP_UNSTARTED = (
+    "UPDATE images SET status = 'Skipped', error = 'cancelled before it started', finished_at = ?"
+    " WHERE request_id = CAST(? AS VARCHAR(36)) AND status = 'Pending' AND started_at IS NULL AND NOT EXISTS"
+    " (SELECT 1 FROM image_aliases a JOIN images l ON l.request_id = a.request_id AND l.seq = a.leader_seq"
+    " WHERE a.request_id = images.request_id AND a.seq = images.seq AND l.started_at IS NOT NULL)"
+)
+COUNT_SKIPPED_IMAGES = (
+    "UPDATE requests SET skipped_images = skipped_images + ?, updated_at = ? WHERE request_id = CAST(? AS VARCHAR(36))"
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +24,7 @@ from shared.errors import (
 from shared.fanout import fan_out, sweep_stale
 from shared.idempotency import ANONYMOUS, Caller, KeyedRequest, expired, scoped_key, upload_fingerprint
 from shared.models import RequestStatus
+from shared.options import parse_options
 from shared.sql_limits import URL_UNITS, too_long
 from shared.urls import url_problem
 
@@ -39,6 +41,7 @@ class UploadInput:
     idempotency_key: str | None
     # Who sent it (``shared.idempotency.caller_of``): the scope of its Idempotency-Key.
     caller: Caller = field(default=ANONYMOUS)
+    option_fields: Mapping[str, str] = field(default_factory=dict)  # quality, size_target, format, ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class UploadAccepted:
 
 def accept_upload(deps: Dependencies, upload: UploadInput) -> UploadAccepted:
     settings = deps.settings
-    option_problems = _option_problems(upload)
+    options, option_problems = parse_options(upload.option_fields)
+    option_problems = _option_problems(upload) + option_problems
     store = deps.store
     key = scoped_key(upload.caller, upload.idempotency_key) if upload.idempotency_key else None
     fingerprint = upload_fingerprint(upload)
@@ -81,7 +85,8 @@ def accept_upload(deps: Dependencies, upload: UploadInput) -> UploadAccepted:
     key_cutoff = datetime.now(UTC) - timedelta(seconds=settings.idempotency_key_ttl_s)
     try:
         store.create_request(
-            request_id, products, webhook_url, key, upload_sha256=fingerprint, release_key_older_than=key_cutoff
+            request_id, products, webhook_url, key, upload_sha256=fingerprint, release_key_older_than=key_cutoff,
+            options=options,
         )
     except DuplicateRequest:  # the same key raced us: answer as its replay
         assert key is not None  # only a key can be a duplicate

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from azure.core.exceptions import ResourceNotFoundError
+from PIL import Image
 
 from devtools.apphost import AppStack
 from devtools.webhook_receiver import WebhookReceiver
@@ -259,6 +260,9 @@ def _check_outputs(stack: AppStack, request_id: str, check: JobCheck) -> None:
         if recorded not in paths:
             check.lost += 1
             check.problems.append(f"image {seq}: recorded output {recorded.name} is not on disk")
+        elif not _is_whole_image(recorded):
+            check.lost += 1
+            check.problems.append(f"image {seq}: output {recorded.name} is not a whole image")
     strays = sum(len(paths) for seq, paths in by_seq.items() if seq not in done)
     check.duplicates += strays
     if check.lost:
@@ -267,11 +271,41 @@ def _check_outputs(stack: AppStack, request_id: str, check: JobCheck) -> None:
         check.problems.append(f"{check.duplicates} duplicate or stray outputs/completions/deliveries")
 
 
+def _is_whole_image(path: Path) -> bool:
+    """The file decodes to the end (a truncated or torn write does not)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return True
+
+
+def progress_mid_job(stack: AppStack, request_id: str, images: int) -> str:
+    """``done/total`` at the moment of a fault; fails the scenario if the job had already finished.
+
+    A fault injected after the last image proves nothing about the job it was meant to hit.
+    """
+    terminal = image_counts(stack, request_id)["terminal"]
+    assert terminal < images, f"the fault landed after the job finished ({terminal}/{images})"
+    return f"{terminal}/{images}"
+
+
 def _check_completion(stack: AppStack, request_id: str, check: JobCheck) -> None:
     status, completed_at, _ = _request_row(stack, request_id)
     if status == "Completed" and completed_at is None:
         check.problems.append("request Completed without completed_at")
     check.completions = stack.logs().count(f"request {request_id} completed:")
+    # The database's side of "closed once": one delivery chain, each attempt number recorded once,
+    # and none before the request was closed.
+    attempts = [int(str(row[0])) for row in _attempts(stack, request_id)]
+    if len(attempts) != len(set(attempts)):
+        check.problems.append(f"webhook attempt numbers recorded more than once: {attempts}")
+        check.duplicates += len(attempts) - len(set(attempts))
+    if attempts and completed_at is not None:
+        first = query(stack, "SELECT MIN(attempted_at) FROM webhook_deliveries WHERE request_id = ?", (request_id,))
+        if first and first[0][0] is not None and str(first[0][0]) < str(completed_at):
+            check.problems.append("a webhook attempt was recorded before the request was closed")
     if status == "Completed" and check.completions != 1:
         check.problems.append(f"request closed {check.completions} times (log lines), expected once")
         check.duplicates += max(0, check.completions - 1)
@@ -316,8 +350,9 @@ def _check_webhook(
 
 
 def _check_poison(stack: AppStack, check: JobCheck) -> None:
+    """Every scenario's faults are survivable: a message that ended in poison is a lost image or notify."""
     for name in ("IMAGE_QUEUE_NAME", "NOTIFY_QUEUE_NAME"):
         with suppress(ResourceNotFoundError):
             depth = queue_depth(stack, f"{stack.env[name]}-poison")
             if depth:
-                check.notes.append(f"{depth} message(s) in {name.split('_')[0].lower()} poison queue")
+                check.problems.append(f"{depth} message(s) in {name.split('_')[0].lower()} poison queue")

@@ -7,19 +7,25 @@ test is added from its report, and the table is printed at the end of the sessio
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from devtools.apphost import ROOT, TEST_WEBHOOK_SECRET
+from devtools.figures import RELIABILITY_COLUMNS, markdown_table, reliability_rows
 from devtools.webhook_receiver import WebhookReceiver, running_receiver
 from tests.reliability.checker import JobCheck
 
 REPORT_PATH = ROOT / ".data" / "reliability.md"
+REPORT_JSON_PATH = ROOT / ".data" / "reliability.json"
 
 
 @dataclass
@@ -96,19 +102,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def render_table(rows: list[CampaignRow]) -> str:
-    header = ["scenario", "images", "lost", "stuck", "duplicates", "failed", "webhook posts/attempts",
-              "outcome", "faults and notes"]  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        check = row.check
-        if check is None:
-            cells = ["-"] * 6
-        else:
-            cells = [str(check.images), str(check.lost), str(check.stuck), str(check.duplicates), str(check.failed),
-                     f"{check.webhook_posts}/{check.webhook_attempts}"]  # fmt: skip
-        notes = row.faults + (check.notes + check.problems if check else [])
-        lines.append("| " + " | ".join([row.scenario, *cells, row.outcome, "; ".join(notes) or ""]) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(RELIABILITY_COLUMNS, reliability_rows([_as_json(row) for row in rows]))
+
+
+def _as_json(row: CampaignRow) -> dict[str, Any]:
+    return {"scenario": row.scenario, "outcome": row.outcome, "faults": row.faults,
+            "check": None if row.check is None else asdict(row.check)}  # fmt: skip
+
+
+_STARTED = time.monotonic()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -120,4 +122,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write(table)
     REPORT_PATH.parent.mkdir(parents=True, exist_ok=True)
     REPORT_PATH.write_text("# Reliability campaign\n\n" + table)
-    terminalreporter.write_line(f"(written to {Path(REPORT_PATH).relative_to(ROOT)})")
+    stats = terminalreporter.stats
+    outcomes = {word: len(stats[word]) for word in ("passed", "failed", "skipped", "error") if stats.get(word)}
+    run = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "pytest " + " ".join(terminalreporter.config.invocation_params.args),
+        "python": platform.python_version(),
+        "load_1m": round(os.getloadavg()[0], 1),
+        "outcomes": outcomes,
+        "wall_s": time.monotonic() - _STARTED,
+    }
+    REPORT_JSON_PATH.write_text(json.dumps({"run": run, "rows": [_as_json(row) for row in rows]}, indent=1))
+    terminalreporter.write_line(
+        f"(written to {REPORT_PATH.relative_to(ROOT)} and {REPORT_JSON_PATH.relative_to(ROOT)}; "
+        "`python -m devtools.figures reliability .data/reliability.json` puts it in the README)"
+    )

@@ -1,13 +1,15 @@
 """Fixtures of the security tests: the app stack behind a network tripwire, and helpers.
 
-The integration fixtures (``make_stack``, ``image_server``, ``webhook``) are reused as they are;
-``secure_stack`` wraps ``make_stack`` so every app process it starts loads
+The integration fixtures (``shared_stacks``, ``image_server``, ``webhook``) are reused as they are;
+``secure_stack`` wraps ``shared_stacks`` (one stack per module and settings, reset between tests) so
+every app process it starts loads
 ``tripwire/sitecustomize.py`` (see there): a connect to an address off this machine, or a DNS
 lookup, is refused and recorded instead of leaving the machine.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -43,16 +45,20 @@ class SecureStack:
 
 
 @pytest.fixture()
-def secure_stack(make_stack, tmp_path) -> Callable[..., SecureStack]:  # noqa: F811
-    count = 0
+def secure_stack(shared_stacks, tmp_path_factory) -> Callable[..., SecureStack]:  # noqa: F811
+    """The module's stack for these settings behind the tripwire, reset (tripwire log emptied) before each test."""
+    logs = tmp_path_factory.getbasetemp() / "tripwire"
+    logs.mkdir(exist_ok=True)
 
     def make(extra_args: list[str] | None = None, **overrides: str) -> SecureStack:
-        nonlocal count
-        count += 1
-        log = tmp_path / f"tripwire-{count}.log"
+        settings = repr((extra_args, sorted(overrides.items()))).encode()
+        log = logs / f"tripwire-{hashlib.sha256(settings).hexdigest()[:16]}.log"
         python_path = os.pathsep.join(filter(None, [str(TRIPWIRE_DIR), os.environ.get("PYTHONPATH", "")]))
         overrides = {"PYTHONPATH": python_path, "IMGPIPE_TRIPWIRE_LOG": str(log), **overrides}
-        return SecureStack(make_stack(extra_args=extra_args, **overrides), log)
+        stack = shared_stacks.get(extra_args=extra_args, **overrides)
+        if stack.log_marks:  # reused (reset, its hosts idle): the last test's hits are not this one's
+            log.unlink(missing_ok=True)
+        return SecureStack(stack, log)
 
     return make
 

@@ -38,3 +38,8 @@ def test_ordinary_unicode_is_kept() -> None:
     name = "Café déjà vu 👩\u200d💻 ١٢٣"
     text = output_csv([image(0, 1, name, 0)])
     assert list(csv.reader(io.StringIO(text)))[1][1] == name
+
+
+def test_each_unsafe_character_becomes_exactly_one_replacement_character() -> None:
+    text = output_csv([image(0, 1, "a\x1bb\u202ec", 0)])
+    assert list(csv.reader(io.StringIO(text)))[1][1] == "a\ufffdb\ufffdc"

@@ -73,7 +73,7 @@ class Source:
         return b"image"
 
 
-def fake_compress(deps: Any, task: Any) -> ImageOutcome:
+def fake_compress(deps: Any, task: Any, options: Any = None) -> ImageOutcome:
     data = process.download(deps.http, task.url)
     return ImageOutcome(f"memory://{task.seq}.jpg", len(data), 1, 1, 1, "JPEG", 50, 1, 1, 1)
 

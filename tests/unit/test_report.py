@@ -5,8 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
+from devtools.openapi_check import load_spec, validate_component
 from shared.models import DeliveryAttempt, ImageRecord, ImageStatus, RequestRecord, RequestStatus
 from shared.report import CSV_HEADER, iso_utc, output_csv, status_document, webhook_payload
 
@@ -206,3 +211,98 @@ def test_output_csv_pending_images_leave_empty_slots() -> None:
 def test_output_csv_of_no_images_is_just_the_header() -> None:
     assert parse(output_csv([])) == [list(CSV_HEADER)]
     assert output_csv([]).endswith("\r\n")
+
+
+# --- order: the input's, never the serials' or the URLs' text order ------------------------------
+
+
+def catalogue() -> list[ImageRecord]:
+    """Serials out of order and URLs whose text order is not their position, as real CSVs have."""
+    layout = [(9, "Zeta", ["https://cdn.example.test/z.jpg", "https://cdn.example.test/a.jpg"]),
+              (3, "Alpha", ["https://cdn.example.test/m.jpg"]),
+              (7, "Mid", ["https://cdn.example.test/y.jpg", "https://cdn.example.test/b.jpg",
+                          "https://cdn.example.test/c.jpg"])]  # fmt: skip
+    images: list[ImageRecord] = []
+    for serial, name, urls in layout:
+        for index, url in enumerate(urls):
+            made = image(len(images), serial, name, index)
+            images.append(ImageRecord(**{**made.__dict__, "input_url": url}))
+    return images
+
+
+def test_output_csv_keeps_the_uploads_product_and_url_order() -> None:
+    images = catalogue()
+    rows = parse(output_csv(list(reversed(images))))
+    assert [(row[0], row[1]) for row in rows[1:]] == [("9", "Zeta"), ("3", "Alpha"), ("7", "Mid")]
+    assert rows[1][2] == "https://cdn.example.test/z.jpg,https://cdn.example.test/a.jpg"
+    assert rows[3][2].split(",") == [f"https://cdn.example.test/{c}.jpg" for c in "ybc"]
+    outputs = rows[3][3].split(",")
+    assert outputs == [f"https://out.example.test/{REQUEST_ID}/{seq:05d}.jpg" for seq in (3, 4, 5)]
+
+
+def test_status_and_webhook_list_images_in_upload_order() -> None:
+    images = catalogue()
+    shuffled = [images[i] for i in (4, 0, 5, 2, 1, 3)]
+    results = status_document(request(images=6), shuffled, [])["results"]
+    assert isinstance(results, list)
+    assert [r["seq"] for r in results] == list(range(6))
+    outputs = webhook_payload(request(images=6), shuffled)["output_images"]
+    assert isinstance(outputs, list)
+    assert [o["input_url"] for o in outputs] == [i.input_url for i in images]
+    assert [o["serial"] for o in outputs] == [9, 9, 3, 7, 7, 7]
+
+
+# --- gaps found by mutation testing (make mutate) ------------------------------------------------
+
+
+@pytest.fixture()
+def local_zone_not_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The host's local time zone set away from UTC, so 'local' and 'UTC' give different answers."""
+    monkeypatch.setenv("TZ", "America/Sao_Paulo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_iso_utc_never_depends_on_the_hosts_zone(local_zone_not_utc: None) -> None:
+    assert iso_utc(datetime(2024, 5, 1, 12, 0)) == "2024-05-01T12:00:00.000Z"  # naive = UTC, not local
+    plus_two = timezone(timedelta(hours=2))
+    assert iso_utc(datetime(2024, 5, 1, 14, 0, tzinfo=plus_two)) == "2024-05-01T12:00:00.000Z"
+
+
+def test_image_result_shows_when_the_image_started_and_finished() -> None:
+    [result] = status_document(request(images=1), [image(0, 1, "SKU1", 0)], [])["results"]  # type: ignore[misc]
+    assert (result["started_at"], result["finished_at"]) == ("2024-05-01T12:00:02.123Z", "2024-05-01T12:00:03.123Z")
+
+
+def test_webhook_summary_falls_back_to_the_url_it_posted_to() -> None:
+    failed = attempt(1, False, 503, "HTTP 503")
+    webhook = status_document(request(webhook_url=None), None, [failed])["webhook"]
+    assert isinstance(webhook, dict)
+    assert webhook["url"] == "https://hooks.example.test:8443/in/imgpipe"
+    assert (webhook["last_status_code"], webhook["last_error"]) == (503, "HTTP 503")
+
+
+def test_webhook_payload_completed_at_falls_back_to_the_last_update() -> None:
+    payload = webhook_payload(request(completed_at=None), sample_images())
+    assert payload["completed_at"] == "2024-05-01T12:00:09.123Z"
+
+
+def test_only_done_images_show_an_output_url() -> None:
+    # A Failed image can keep the URL of an output written before a later step failed.
+    failed = ImageRecord(**{**image(0, 1, "SKU1", 0).__dict__, "status": ImageStatus.FAILED, "error": "x"})
+    done_without_url = ImageRecord(**{**image(1, 1, "SKU1", 1).__dict__, "output_url": None})
+    payload = webhook_payload(request(images=2), [failed, done_without_url])
+    assert [o["output_url"] for o in payload["output_images"]] == [None, None]  # type: ignore[union-attr]
+    assert parse(output_csv([failed, done_without_url]))[1][3] == ","
+
+
+def test_documents_match_the_api_description() -> None:
+    """Every field under its documented name (openapi.yaml forbids extra and requires the rest)."""
+    spec = load_spec()
+    images = catalogue()
+    deliveries = [attempt(1, False, 503, "HTTP 503"), attempt(2, True, 200, None)]
+    validate_component(spec, "StatusDocument", status_document(request(images=6), images, deliveries))
+    validate_component(spec, "StatusDocument", status_document(request(status=RequestStatus.PENDING), None, []))
+    validate_component(spec, "WebhookPayload", webhook_payload(request(images=6), images))

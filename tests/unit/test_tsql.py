@@ -18,6 +18,7 @@ from shared import migrate
 from shared import store_sql as store_module
 from shared.errors import ConfigError
 from shared.models import DeliveryAttempt, ImageOutcome, ProductRow
+from shared.options import CompressionOptions, OutputFormat
 from shared.sql_dialect import ODBC_SQL_DRIVER_NAME, RetryPolicy, TSQLDialect, is_microsoft_driver
 from shared.store import Store
 
@@ -45,7 +46,7 @@ class RecordingCursor:
             now = datetime(2024, 1, 1)
             row = {"status": "Processing", "webhook_url": None, "products": 1, "images": 2, "created_at": now,
                    "updated_at": now, "completed_at": None, "fanout_completed_at": None, "done_images": 0,
-                   "failed_images": 0, "any_pending": 0}  # fmt: skip
+                   "failed_images": 0, "skipped_images": 0, "repeated_images": 0, "any_pending": 0}  # fmt: skip
             self.description, self._rows = [(name,) for name in row], [tuple(row.values())]
 
     def executemany(self, sql: str, seq_of_parameters: Any) -> None:
@@ -101,8 +102,13 @@ def exercise_every_method(store: Store) -> None:
     rid = "00000000-0000-0000-0000-000000000001"
     now = datetime.now(UTC)
     store.ensure_schema()
-    mug = ProductRow(2, 1, "Mug", ("https://a.example/1", "https://a.example/2"))
-    store.create_request(rid, [mug], None, "k", upload_sha256="0" * 64, release_key_older_than=now)
+    mug = ProductRow(2, 1, "Mug", ("https://a.example/1", "https://a.example/2", "https://a.example/1"))
+    store.create_request(rid, [mug], None, "k", upload_sha256="0" * 64, release_key_older_than=now,
+                         options=CompressionOptions(quality=70, format=OutputFormat.WEBP))
+    store.image_state(rid, 2)
+    store.request_options(rid)
+    store.alias_seqs(rid, 0)
+    store.cancel_request(rid)
     store.find_by_idempotency_key("k")
     store.find_keyed_request("k")
     store.get_request(rid)
@@ -304,4 +310,5 @@ def test_tsql_and_sqlite_chains_end_in_the_same_tables_columns_and_indexes(tmp_p
     assert tsql_tables == sqlite_tables
     assert tsql_indexes == sqlite_indexes == {
         "ux_requests_idempotency_key", "ix_requests_fanout_pending", "ix_images_request_status",
+        "ix_image_aliases_leader",
     }  # fmt: skip
