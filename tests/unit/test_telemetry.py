@@ -137,8 +137,11 @@ def test_ids_do_not_leak_from_one_invocation_into_the_next(app, spans, logs) -> 
 
 def test_a_failed_invocation_is_an_error_span(app, spans) -> None:
     class DatabaseDown:
-        def image_status(self, request_id: str, seq: int) -> None:
-            raise TransientFailure("database unavailable or busy (OperationalError)")
+        def __getattr__(self, name: str) -> object:  # whatever the use case asks the store first
+            def unavailable(*args: object, **kwargs: object) -> None:
+                raise TransientFailure("database unavailable or busy (OperationalError)")
+
+            return unavailable
 
     functions_adapter.set_dependencies(replace(functions_adapter.dependencies(), store=DatabaseDown()))
     message = queue_message({"request_id": str(uuid.uuid4()), "seq": 0, "url": "https://x/a.jpg", "total": 1})
