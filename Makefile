@@ -46,18 +46,17 @@ run: setup  ## the service on the embedded defaults (Azurite, Redis, SQLite), po
 demo: setup  ## a sample job end to end, with a local image server and webhook receiver
 	$(PY) -m devtools.demo
 
-# The suite in two runs, both always run, either failing fails make: everything but the reliability
-# campaign spread over TEST_WORKERS pytest-xdist processes (each starts its own Azurite and Redis;
-# --dist loadfile keeps a module on one process, so a module's shared app host is started once),
-# then the campaign alone, serial, because its faults are timed against the job's progress.
-TEST_WORKERS ?= 3
+# The suite in one pytest run over TEST_WORKERS pytest-xdist processes (each starts its own Azurite
+# and Redis). --dist loadgroup with devtools/suite_schedule.py: the reliability campaign is one group,
+# scheduled first and run serially on one worker (its faults are timed against a job's progress),
+# while the other workers run the rest, one module a unit (a module's shared app host starts once).
+TEST_WORKERS ?= 4
 test: setup checkov  ## the whole test suite against real Azurite, Redis and SQLite; prints its wall time
 	@start=$$(date +%s); status=0; mkdir -p .data/test-results; rm -f .data/test-results/*.xml; \
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/reliability \
-	  --junitxml=.data/test-results/parallel.xml || status=$$?; \
-	$(PY) -m pytest -p no:xdist tests/reliability --junitxml=.data/test-results/reliability.xml || status=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
+	  --junitxml=.data/test-results/suite.xml || status=$$?; \
 	echo "make test: wall time $$(( $$(date +%s) - start )) s, exit status $$status"; \
-	$(PY) -m devtools.suite_summary .data/test-results/parallel.xml .data/test-results/reliability.xml; \
+	$(PY) -m devtools.suite_summary .data/test-results/suite.xml; \
 	exit $$status
 
 test-fast: setup  ## unit tests only: no servers

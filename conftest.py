@@ -1,3 +1,3 @@
 """The root of the test suite: the shared fixtures come from the development tooling package."""
 
-pytest_plugins = ["devtools.pytest_plugin"]
+pytest_plugins = ["devtools.pytest_plugin", "devtools.suite_schedule"]

@@ -1,8 +1,8 @@
 """Fixtures and the report of the reliability campaign.
 
 Each scenario records the ``JobCheck`` of its job with the ``campaign`` fixture; the outcome of the
-test is added from its report, and the table is printed at the end of the session and written to
-``.data/reliability.md``.
+test is added from its report; at the end of the session the table is written to ``.data/reliability.md``
+and ``.data/reliability.json`` by the process that ran the scenarios, and printed.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ import pytest
 
 from devtools.apphost import ROOT, TEST_WEBHOOK_SECRET
 from devtools.figures import RELIABILITY_COLUMNS, markdown_table, reliability_rows
+from devtools.suite_schedule import WORKER_SECTIONS
 from devtools.webhook_receiver import WebhookReceiver, running_receiver
 from tests.reliability.checker import JobCheck
 
@@ -111,29 +113,46 @@ def _as_json(row: CampaignRow) -> dict[str, Any]:
 
 
 _STARTED = time.monotonic()
+_REPORT = pytest.StashKey[str]()
+_OUTCOME_WORDS = {"pass": "passed", "FAIL": "failed", "skipped": "skipped", "xfail (bug)": "xfailed",
+                  "XPASS": "xpassed", "not run": "not run"}  # fmt: skip
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the report where the scenarios ran; under xdist that is a worker, not the controller.
+
+    The table goes to the terminal from ``pytest_terminal_summary`` below in a serial run, and through
+    ``config.workeroutput`` to the controller under xdist (printed by ``devtools.suite_schedule``).
+    """
     rows = list(_ROWS.values())
     if not rows:
         return
     table = render_table(rows)
-    terminalreporter.write_sep("=", "reliability campaign")
-    terminalreporter.write(table)
     REPORT_PATH.parent.mkdir(parents=True, exist_ok=True)
     REPORT_PATH.write_text("# Reliability campaign\n\n" + table)
-    stats = terminalreporter.stats
-    outcomes = {word: len(stats[word]) for word in ("passed", "failed", "skipped", "error") if stats.get(word)}
+    outcomes = dict(Counter(_OUTCOME_WORDS.get(row.outcome, row.outcome) for row in rows))
     run = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "pytest " + " ".join(terminalreporter.config.invocation_params.args),
+        "command": "pytest " + " ".join(session.config.invocation_params.args),
         "python": platform.python_version(),
         "load_1m": round(os.getloadavg()[0], 1),
         "outcomes": outcomes,
         "wall_s": time.monotonic() - _STARTED,
     }
     REPORT_JSON_PATH.write_text(json.dumps({"run": run, "rows": [_as_json(row) for row in rows]}, indent=1))
-    terminalreporter.write_line(
+    report = table + (
         f"(written to {REPORT_PATH.relative_to(ROOT)} and {REPORT_JSON_PATH.relative_to(ROOT)}; "
-        "`python -m devtools.figures reliability .data/reliability.json` puts it in the README)"
+        "`python -m devtools.figures reliability .data/reliability.json` puts it in the README)\n"
     )
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output.setdefault(WORKER_SECTIONS, []).append(["reliability campaign", report])
+    else:
+        session.config.stash[_REPORT] = report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    report = terminalreporter.config.stash.get(_REPORT, None)
+    if report is not None:
+        terminalreporter.write_sep("=", "reliability campaign")
+        terminalreporter.write(report)
