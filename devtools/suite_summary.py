@@ -1,7 +1,8 @@
-"""One closing line for `make test`, which runs pytest twice (in parallel, then the serial campaign).
+"""One closing line for `make test`: ``total: N passed, N failed, N skipped``, from JUnit XML files.
 
-Reads the JUnit XML files both runs write and prints ``total: N passed, N failed, N skipped``, so a
-reader of the last line (a person, or CI) sees the whole suite, not only the second run.
+`make test` is one pytest run now (xdist, the campaign as one group), whose own summary comes before
+the wall time; this line stays last so a reader of the last line (a person, or CI) sees the totals.
+It takes any number of files, so a run split in several still adds up.
 """
 
 from __future__ import annotations
