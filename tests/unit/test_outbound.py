@@ -73,22 +73,18 @@ def test_cookies_set_by_one_server_are_not_sent_on_later_requests(open_session) 
 
 
 def test_redirect_loop_is_permanent(open_session) -> None:
-    with (
-        serve_in_thread({"/loop": redirect("/loop")}) as server,
-        pytest.raises(PermanentFailure, match="more than 3 redirects"),
-    ):
-        fetch(open_session, server.url("/loop"))
+    with serve_in_thread({"/loop": redirect("/loop")}) as server:
+        with pytest.raises(PermanentFailure, match="more than 3 redirects"):
+            fetch(open_session, server.url("/loop"))
         assert len(server.requests) == 4  # the first request and three redirects, then it stops
 
 
 def test_a_chain_longer_than_the_limit_is_permanent(open_session) -> None:
     routes = {f"/{i}": redirect(f"/{i + 1}") for i in range(5)}
     routes["/5"] = Reply(body=BODY)
-    with (
-        serve_in_thread(routes) as server,
-        pytest.raises(PermanentFailure, match="redirects"),
-    ):
-        fetch(open_session, server.url("/0"))
+    with serve_in_thread(routes) as server:
+        with pytest.raises(PermanentFailure, match="redirects"):
+            fetch(open_session, server.url("/0"))
         assert "/5" not in [r.path for r in server.requests]
 
 
@@ -125,11 +121,9 @@ def test_error_messages_keep_the_host_but_not_the_query(open_session) -> None:
 
 
 def test_declared_length_over_the_limit_is_refused_before_reading(open_session) -> None:
-    with (
-        serve_in_thread({"/big": Reply(body=b"x" * 5000)}) as server,
-        pytest.raises(PermanentFailure, match="larger than 4096 bytes"),
-    ):
-        fetch(open_session, server.url("/big"), max_bytes=4096)
+    with serve_in_thread({"/big": Reply(body=b"x" * 5000)}) as server:
+        with pytest.raises(PermanentFailure, match="larger than 4096 bytes"):
+            fetch(open_session, server.url("/big"), max_bytes=4096)
         assert fetch(open_session, server.url("/big"), max_bytes=5000) == b"x" * 5000
 
 
@@ -199,11 +193,9 @@ def test_loopback_in_any_spelling_is_refused_before_a_byte_is_sent(closed_sessio
 
 
 def test_ipv6_loopback_is_refused_before_a_byte_is_sent(closed_session) -> None:
-    with (
-        serve_in_thread({"/a.jpg": Reply(body=BODY)}, host="::1") as server,
-        pytest.raises(UrlRefused, match="address not allowed"),
-    ):
-        fetch(closed_session, server.url("/a.jpg"))
+    with serve_in_thread({"/a.jpg": Reply(body=BODY)}, host="::1") as server:
+        with pytest.raises(UrlRefused, match="address not allowed"):
+            fetch(closed_session, server.url("/a.jpg"))
         assert server.requests == []
 
 
