@@ -76,15 +76,17 @@ def services(data: Path = DATA, *, azurite_ports: tuple[int, int, int] = (10000,
 
 def bootstrap(env: Mapping[str, str]) -> None:
     """Create what the app expects to exist: queues, the output container, the database schema."""
+    from shared.azure_storage import storage_account
     from shared.output_storage import build_output_storage
-    from shared.queues import ensure_queue, queue_client
+    from shared.queues import app_queue_client, ensure_queue
     from shared.settings import Settings
     from shared.store import Store
 
     settings = Settings.from_env(env)
+    account = storage_account(settings)  # by key or by identity, as the app connects
     for name in (settings.fanout_queue, settings.image_queue, settings.notify_queue):
         for queue in (name, f"{name}-poison"):
-            client = queue_client(settings.storage_connection_string, queue)
+            client = app_queue_client(account, queue)
             ensure_queue(client)
             client.close()
     store = Store.from_settings(settings)
@@ -92,7 +94,7 @@ def bootstrap(env: Mapping[str, str]) -> None:
         store.ensure_schema()
     finally:
         store.close()
-    build_output_storage(settings).prepare()
+    build_output_storage(settings, account).prepare()
 
 
 def app_command(port: int, extra: list[str]) -> list[str]:

@@ -9,8 +9,9 @@ from shared import functions_adapter as adapter
 from shared import notify
 
 
-def main(msg: func.QueueMessage, poison: func.Out[bytes]) -> None:
+def main(msg: func.QueueMessage, poison: func.Out[bytes], context: func.Context | None = None) -> None:
     try:
-        notify.notify_request(adapter.dependencies(), adapter.queue_text(msg), msg.dequeue_count or 1)
+        with adapter.queue_invocation("notify_queue", msg, context, webhook=True) as body:
+            notify.notify_request(adapter.dependencies(), body, msg.dequeue_count or 1)
     except adapter.MalformedMessage as exc:
         adapter.malformed_message(msg, exc, poison)

@@ -12,9 +12,11 @@ from shared import functions_adapter as adapter
 from shared import process
 
 
-def main(msg: func.QueueMessage, notify: func.Out[str], poison: func.Out[bytes]) -> None:
+def main(msg: func.QueueMessage, notify: func.Out[str], poison: func.Out[bytes],
+         context: func.Context | None = None) -> None:
     try:
-        result = process.process_image(adapter.dependencies(), adapter.queue_text(msg), msg.dequeue_count or 1)
+        with adapter.queue_invocation("process_queue", msg, context) as body:
+            result = process.process_image(adapter.dependencies(), body, msg.dequeue_count or 1)
     except adapter.MalformedMessage as exc:
         adapter.malformed_message(msg, exc, poison)
         return

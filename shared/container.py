@@ -31,6 +31,8 @@ class Dependencies:
     # Delayed copies of image messages for retries (an output binding cannot delay a message).
     image_queue: MessageQueue
     notify_queue: MessageQueue
+    # Written by the functions' output bindings, not by this code: held so that health checks it.
+    fanout_queue: MessageQueue
     completion: CompletionCounter
     output: OutputStorage
     webhook: WebhookPoster
@@ -39,7 +41,7 @@ class Dependencies:
 
     def close(self) -> None:
         """Close what holds connections or threads (each at most once, errors ignored)."""
-        for part in (self.image_queue, self.notify_queue, self.store, self.http):
+        for part in (self.image_queue, self.notify_queue, self.fanout_queue, self.store, self.http):
             with suppress(Exception):
                 part.close()
 
@@ -52,35 +54,55 @@ class UnsignedWebhook:
 
 
 def build_dependencies(settings: Settings) -> Dependencies:
-    """Build the real clients (lazy connections) and make sure the database schema exists."""
-    import redis
+    """Build the real clients (lazy connections) and make sure the database schema exists.
 
+    Storage clients authenticate by key or by identity (``AzureWebJobsStorage`` or its ``__*``
+    settings); a SQL Server connection string with no login of its own gets Entra tokens.
+    """
+    from shared.azure_storage import storage_account
     from shared.fanin import CompletionTracker
     from shared.outbound import build_session
     from shared.output_storage import build_output_storage
-    from shared.queues import AzureQueue, queue_client
-    from shared.store import Store
+    from shared.queues import AzureQueue, app_queue_client
+    from shared.redis_connection import redis_from_settings
     from shared.webhook import WebhookSender
 
-    store = Store.from_settings(settings)
+    store = _store(settings)
     store.ensure_schema()
-    redis_client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
-    )
     session = build_session(settings)
     webhook: WebhookPoster = (
         WebhookSender(session, settings.webhook_secret, settings.webhook_timeout_s)
         if settings.webhook_secret
         else UnsignedWebhook()
     )
-    connection = settings.storage_connection_string
+    account = storage_account(settings)
     return Dependencies(
         settings=settings,
         store=store,
-        image_queue=AzureQueue(queue_client(connection, settings.image_queue)),
-        notify_queue=AzureQueue(queue_client(connection, settings.notify_queue)),
-        completion=CompletionTracker(redis_client, settings.completion_ttl_s),
-        output=build_output_storage(settings),
+        image_queue=AzureQueue(app_queue_client(account, settings.image_queue)),
+        notify_queue=AzureQueue(app_queue_client(account, settings.notify_queue)),
+        fanout_queue=AzureQueue(app_queue_client(account, settings.fanout_queue)),
+        completion=CompletionTracker(redis_from_settings(settings), settings.completion_ttl_s),
+        output=build_output_storage(settings, account),
         webhook=webhook,
         http=session,
     )
+
+
+def _store(settings: Settings) -> RequestStore:
+    from shared.credentials import MANAGED_IDENTITY, build_credential, sql_connection_names_auth
+    from shared.database import sqlserver_connector
+    from shared.store import Store
+
+    connection_string = settings.sqlserver_connection_string
+    if not connection_string or sql_connection_names_auth(connection_string):
+        return Store.from_settings(settings)
+    # No login in the connection string: each connection brings the app identity's Entra token.
+    kind = MANAGED_IDENTITY if settings.running_in_azure and settings.azure_client_id else ""
+    credential = build_credential(kind, settings.azure_client_id)
+    return Store(*sqlserver_connector(
+        connection_string,
+        statement_timeout_s=settings.sqlserver_statement_timeout_s,
+        retry_budget_s=settings.sqlserver_retry_budget_s,
+        token_source=credential,
+    ))

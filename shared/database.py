@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from shared.credentials import sql_token_attributes
 from shared.errors import TransientFailure
 from shared.sql_dialect import (
     SQLSERVER_RETRY_BUDGET_S,
@@ -36,6 +37,9 @@ from shared.sql_dialect import (
     SQLiteDialect,
     TSQLDialect,
 )
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +69,17 @@ def sqlserver_connector(
     connection_string: str,
     statement_timeout_s: int = SQLSERVER_STATEMENT_TIMEOUT_S,
     retry_budget_s: float = SQLSERVER_RETRY_BUDGET_S,
+    token_source: TokenCredential | None = None,
 ) -> Connector:
+    """Connections to SQL Server; with ``token_source``, each logs in with a fresh Entra access token
+    (for a connection string that names no authentication; see shared/credentials.py)."""
+
     def connect() -> DBAPIConnection:
         import pyodbc
 
+        attrs_before = sql_token_attributes(token_source) if token_source is not None else None
         connection: DBAPIConnection = pyodbc.connect(
-            connection_string, autocommit=False, timeout=SQLSERVER_LOGIN_TIMEOUT_S
+            connection_string, autocommit=False, timeout=SQLSERVER_LOGIN_TIMEOUT_S, attrs_before=attrs_before
         )
         return connection
 

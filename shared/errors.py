@@ -13,6 +13,7 @@
      │    ├── UrlRefused       an outbound URL or the address it resolves to is not allowed
      │    └── MalformedMessage a queue message that is not the JSON its handler expects: no retry
      └── TransientFailure     retrying may help (timeouts, 5xx, 429, connection errors): raise it
+          └── DependencyMissing  a queue or container the app needs does not exist (HTTP 503 + reason)
 
 The function layer maps these to HTTP status codes or to retry / give-up decisions
 (``shared.functions_adapter``): ConfigError is a 500 with an operator-facing log line.
@@ -105,3 +106,8 @@ class TransientFailure(ImgpipeError):
 
 class MalformedMessage(PermanentFailure):
     """Raised when a queue message is not the JSON object its handler expects; retrying cannot fix it."""
+
+
+class DependencyMissing(TransientFailure):
+    """Raised when a queue or Blob container the app needs does not exist: a deployment problem,
+    answered 503 with the reason (never 202), and retried by queues in case it is created."""

@@ -79,8 +79,13 @@ class CompletionTracker:
         if ttl_s < 1:
             raise ValueError("ttl_s must be at least 1 second")
         self._ttl_s = ttl_s
+        self._client = client
         # register_script runs EVALSHA and reloads the script itself after a Redis restart.
         self._script = client.register_script(_RECORD_SCRIPT)
+
+    def ping(self) -> None:
+        """Raise unless Redis answers (the health check)."""
+        self._client.ping()
 
     def record(
         self, request_id: str, seq: int, total: int, seed: Callable[[], Iterable[int]], *, reseed: bool = False

@@ -11,15 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urljoin
 
 import azure.functions as func
+from opentelemetry.trace import SpanKind
 
+from shared import telemetry
 from shared.cancel import CancelAnswer
 from shared.container import Dependencies, build_dependencies
 from shared.errors import (
     ConfigError,
     Conflict,
+    DependencyMissing,
     ImgpipeError,
     MalformedMessage,
     NotFound,
@@ -28,6 +33,7 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
+from shared.health import HealthMonitor, HealthReport, dependency_checks, failed_report
 from shared.idempotency import caller_of
 from shared.options import FIELD_NAMES as OPTION_FIELDS
 from shared.settings import Settings
@@ -47,6 +53,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 _lock = threading.Lock()
 _dependencies: Dependencies | None = None
 _built_here = False  # whether this module built _dependencies (and so must close them)
+_health: HealthMonitor | None = None  # over _dependencies; shares one round of checks per few seconds
 
 
 def dependencies() -> Dependencies:
@@ -65,12 +72,30 @@ def set_dependencies(replacement: Dependencies | None) -> None:
 
     Dependencies this module built are closed when replaced; the caller closes what it handed in.
     """
-    global _dependencies, _built_here
+    global _dependencies, _built_here, _health
     with _lock:
         previous, built_here = _dependencies, _built_here
         _dependencies, _built_here = replacement, False
+        monitor, _health = _health, None
+    if monitor is not None:
+        monitor.close()
     if previous is not None and built_here:
         previous.close()
+
+
+def health_report() -> HealthReport:
+    """This process's health; settings that are refused (or any failed build) are the failed report."""
+    global _health
+    try:
+        deps = dependencies()
+    except Exception as exc:  # refused settings (ConfigError, with its reasons) or a client that cannot be built
+        logger.error("health: the app's dependencies cannot be built", exc_info=True)
+        return failed_report("settings", exc)
+    with _lock:
+        if _health is None:
+            _health = HealthMonitor(dependency_checks(deps))
+        monitor = _health
+    return monitor.report()
 
 
 def _json(status: int, document: object, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -120,7 +145,72 @@ def upload_input(req: func.HttpRequest, settings: Settings) -> UploadInput:
     )
 
 
+def _configure_telemetry() -> None:
+    try:
+        telemetry.configure_once(dependencies().settings)
+    except Exception:  # the invocation meets the same error inside its own handling and answers for it
+        logger.debug("telemetry not configured yet: the dependencies cannot be built", exc_info=True)
+
+
+def _span_options(context: func.Context | None) -> dict[str, str | None]:
+    """The host's trace context and invocation id, when the worker passed a context."""
+    if context is None:
+        return {}
+    trace_context = getattr(context, "trace_context", None)
+    return {
+        "traceparent": getattr(trace_context, "trace_parent", None) or None,
+        "tracestate": getattr(trace_context, "trace_state", None) or None,
+        "invocation_id": getattr(context, "invocation_id", None) or None,
+    }
+
+
+@contextmanager
+def http_invocation(function_name: str, context: func.Context | None = None) -> Iterator[None]:
+    """One server span around an HTTP function (telemetry set up on a worker's first invocation)."""
+    _configure_telemetry()
+    with telemetry.invocation_span(function_name, SpanKind.SERVER, **_span_options(context)):
+        yield
+
+
+@contextmanager
+def queue_invocation(
+    function_name: str, msg: func.QueueMessage, context: func.Context | None = None, *, webhook: bool = False
+) -> Iterator[str]:
+    """One consumer span around a queue function, carrying the ids its message names; yields the body.
+
+    ``webhook``: the message is a notify message, whose webhook delivery id derives from its request.
+    """
+    _configure_telemetry()
+    with telemetry.invocation_span(function_name, SpanKind.CONSUMER, **_span_options(context)):
+        body = queue_text(msg)  # a body that is not text is MalformedMessage, recorded on the span
+        _annotate_from_message(body, webhook)
+        yield body
+
+
+def _annotate_from_message(body: str, webhook: bool) -> None:
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return  # the handler reports the bad message
+    if not isinstance(fields, dict) or not isinstance(fields.get("request_id"), str):
+        return
+    from shared.notify import delivery_id_for
+
+    seq = fields.get("seq")
+    telemetry.annotate(
+        request_id=fields["request_id"],
+        image_seq=seq if isinstance(seq, int) else None,
+        delivery_id=delivery_id_for(fields["request_id"]) if webhook else None,
+    )
+
+
+def health_response(report: HealthReport) -> func.HttpResponse:
+    # no-store: a cache in front must not answer "healthy" for a dependency that has since failed.
+    return _json(200 if report.healthy else 503, report.as_dict(), {"Cache-Control": "no-store"})
+
+
 def accepted_response(req: func.HttpRequest, accepted: UploadAccepted) -> func.HttpResponse:
+    telemetry.annotate(request_id=accepted.request_id)
     location = urljoin(req.url, f"status/{accepted.request_id}")
     document = {
         "request_id": accepted.request_id,
@@ -173,6 +263,9 @@ def error_response(exc: Exception) -> func.HttpResponse:
         return _json(exc.status_code, document)
     if isinstance(exc, NotFound):
         return _json(404, {"error": "not found"})
+    if isinstance(exc, DependencyMissing):  # a deployment problem: say which, so it gets fixed
+        logger.error("request refused: %s", exc)
+        return _json(503, {"error": "temporarily unavailable, retry later", "reason": str(exc)}, {"Retry-After": "30"})
     if isinstance(exc, Conflict):
         return _json(409, {"error": str(exc)})
     if isinstance(exc, ConfigError):

@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 from shared.container import Dependencies, UnsignedWebhook
-from shared.errors import TransientFailure
+from shared.errors import DependencyMissing, TransientFailure
 from shared.output_storage import check_name
 from shared.ports import RequestStore, WebhookPoster
 from shared.queues import encode
@@ -31,12 +31,19 @@ class MemoryQueue:
         self.delays: list[float] = []
         # Sends succeed until ``sent`` holds this many; later ones raise TransientFailure.
         self.fail_after = fail_after
+        # True: the queue does not exist (a deployment without it); checks and sends say so.
+        self.missing = False
 
     @property
     def name(self) -> str:
         return self._name
 
+    def check(self) -> None:
+        if self.missing:
+            raise DependencyMissing(f"queue '{self._name}' does not exist (create it with the deployment)")
+
     def send(self, payload: Mapping[str, object], *, delay_s: float = 0) -> None:
+        self.check()
         if self.fail_after is not None and len(self.sent) >= self.fail_after:
             raise TransientFailure(f"could not send to queue {self._name}: ServiceRequestError")
         self.sent.append(json.loads(encode(payload)))  # encoded as on the wire: the size check applies
@@ -64,6 +71,9 @@ class MemoryCompletionCounter:
             return False
         return self.fired.setdefault(request_id, seq) == seq
 
+    def ping(self) -> None:
+        pass
+
 
 @dataclass
 class MemoryOutputStorage:
@@ -78,6 +88,12 @@ class MemoryOutputStorage:
 
     def prepare(self) -> None:
         pass
+
+    def check(self) -> None:
+        pass
+
+    def presentable(self, recorded_url: str) -> str:
+        return recorded_url
 
 
 @dataclass
@@ -105,6 +121,7 @@ def memory_dependencies(
         store=store,
         image_queue=MemoryQueue(settings.image_queue),
         notify_queue=MemoryQueue(settings.notify_queue),
+        fanout_queue=MemoryQueue(settings.fanout_queue),
         completion=MemoryCompletionCounter(),
         output=MemoryOutputStorage(),
         webhook=webhook if webhook is not None else UnsignedWebhook(),

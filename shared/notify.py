@@ -18,6 +18,7 @@ from enum import StrEnum
 from shared.container import Dependencies
 from shared.errors import ConfigError, MalformedMessage
 from shared.models import DeliveryAttempt, RequestRecord, RequestStatus
+from shared.output_storage import with_presentable_urls
 from shared.queues import decode
 from shared.report import webhook_payload
 from shared.webhook import DeliveryResult, DeliveryVerdict, retry_delay_s
@@ -141,7 +142,8 @@ def _send_claimed(deps: Dependencies, request_id: str, url: str, attempt: int, r
     settings = deps.settings
     store = deps.store
     delivery_id = delivery_id_for(request_id)
-    payload = webhook_payload(record, store.list_images(request_id))
+    # Output URLs as the receiver can fetch them now (a fresh SAS for a private container).
+    payload = webhook_payload(record, with_presentable_urls(store.list_images(request_id), deps.output))
     try:
         result = deps.webhook.send(url, payload, delivery_id)
     except ConfigError as exc:  # e.g. no WEBHOOK_SECRET: never send unsigned; retrying cannot help

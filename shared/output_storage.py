@@ -5,27 +5,35 @@ image overwrites its earlier output instead of leaving a second copy. A name mus
 ``/``-separated, without ``.``/``..`` segments, empty segments or backslashes.
 
 Storage errors are raised as TransientFailure (a full disk or an unreachable storage account may
-recover); the messages never carry the connection string.
+recover), except those no retry can fix (PermanentFailure) and a missing container
+(DependencyMissing); the messages never carry the connection string.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import uuid
+from contextlib import suppress
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient, ContentSettings
+from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
-from shared.azure_storage import storage_client_options
-from shared.errors import TransientFailure
+from shared.azure_storage import StorageAccount, storage_client_options
+from shared.blob_urls import BlobUrls, PublicBaseUrls, SasUrls
+from shared.errors import DependencyMissing, ImgpipeError, PermanentFailure, TransientFailure
+from shared.models import ImageRecord
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# Blob error codes that no retry can fix (a setting of the account, not a blip).
+PERMANENT_BLOB_ERRORS = frozenset({"PublicAccessNotPermitted"})
 
 
 class OutputStorage(Protocol):
@@ -35,6 +43,14 @@ class OutputStorage(Protocol):
 
     def prepare(self) -> None:
         """Create the folder or container, so a deployment can be checked before any image."""
+        ...
+
+    def check(self) -> None:
+        """Raise unless outputs can be stored now (DependencyMissing when the place is missing)."""
+        ...
+
+    def presentable(self, recorded_url: str) -> str:
+        """The URL to hand a client for a recorded output URL (with a fresh SAS where one is needed)."""
         ...
 
 
@@ -62,6 +78,15 @@ class LocalOutputStorage:
     def prepare(self) -> None:
         self._directory.mkdir(parents=True, exist_ok=True)
 
+    def presentable(self, recorded_url: str) -> str:
+        return recorded_url
+
+    def check(self) -> None:
+        with suppress(OSError):  # a folder that can be made is fine: put() makes it too
+            self.prepare()
+        if not os.access(self._directory, os.W_OK):
+            raise DependencyMissing(f"output folder {self._directory.name!r} is missing or not writable")
+
     def put(self, name: str, data: bytes, content_type: str) -> str:
         path = self._directory.joinpath(*check_name(name).split("/"))
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -84,60 +109,104 @@ class LocalOutputStorage:
 
 
 class BlobOutputStorage:
-    """Blobs in one container, created on first use with public read access to its blobs."""
+    """Blobs in one private container; the recorded URL comes from ``urls`` (a SAS or a public base).
 
-    def __init__(self, container: ContainerClient) -> None:
+    The container is never created with public access. ``create_container`` (local runs only)
+    lets a missing container be created, private; in Azure the deployment creates it and a
+    missing one is a ``DependencyMissing`` (503 / retried), not something the app papers over.
+    """
+
+    def __init__(self, container: ContainerClient, urls: BlobUrls, *, create_container: bool = False) -> None:
         self._container = container
-        self._container_ready = False
-        self._lock = threading.Lock()
+        self._urls = urls
+        self._create_container = create_container
 
     @classmethod
-    def from_connection_string(cls, conn: str, container_name: str) -> BlobOutputStorage:
-        return cls(ContainerClient.from_connection_string(conn, container_name, **storage_client_options(16)))
+    def from_connection_string(
+        cls, conn: str, container_name: str, *, ttl: timedelta = timedelta(hours=1)
+    ) -> BlobOutputStorage:
+        service = BlobServiceClient.from_connection_string(conn, **storage_client_options(16))
+        container = service.get_container_client(container_name)
+        return cls(container, SasUrls(service, container_name, ttl), create_container=True)
 
     def put(self, name: str, data: bytes, content_type: str) -> str:
         blob = self._container.get_blob_client(check_name(name))
         settings = ContentSettings(content_type=content_type)
         try:
-            self._ensure_container()
             try:
                 blob.upload_blob(data, overwrite=True, content_settings=settings)
             except ResourceNotFoundError:
-                # The container went away since we checked (deleted, or an emulator restarted).
-                self._container_ready = False
-                self._ensure_container()
+                if not self._create_container:
+                    raise self._missing() from None
+                self._create_private_container()
                 blob.upload_blob(data, overwrite=True, content_settings=settings)
+            return self._urls.recorded_url(name, str(blob.url))
         except AzureError as exc:
             logger.warning("could not upload output %s", name, exc_info=True)
-            raise TransientFailure(
-                f"could not store the output in Blob storage: {type(exc).__name__}"
-            ) from None
-        return str(blob.url)
+            raise storage_failure(exc, "could not store the output in Blob storage") from None
+
+    def presentable(self, recorded_url: str) -> str:
+        return self._urls.presentable(recorded_url)
 
     def prepare(self) -> None:
         try:
-            self._ensure_container()
+            self._create_private_container()
         except AzureError as exc:
-            raise TransientFailure(f"could not create the output container: {type(exc).__name__}") from None
+            raise storage_failure(exc, "could not create the output container") from None
 
-    def _ensure_container(self) -> None:
-        if self._container_ready:
-            return
-        with self._lock:
-            if self._container_ready:
-                return
-            try:
-                # Public read for blobs only (not listing), so the recorded URL works for the client.
-                self._container.create_container(public_access="blob")
-                logger.info("created output container %s", self._container.container_name)
-            except ResourceExistsError:
-                pass  # an existing container keeps the access level its owner chose
-            self._container_ready = True
+    def check(self) -> None:
+        """Raise DependencyMissing if the container does not exist, TransientFailure if unreachable."""
+        try:
+            self._container.get_container_properties()
+        except ResourceNotFoundError:
+            raise self._missing() from None
+        except AzureError as exc:
+            raise storage_failure(exc, "could not reach the output container") from None
 
-
-def build_output_storage(settings: Settings) -> OutputStorage:
-    if settings.output_storage == "blob":
-        return BlobOutputStorage.from_connection_string(
-            settings.storage_connection_string, settings.output_container
+    def _missing(self) -> DependencyMissing:
+        return DependencyMissing(
+            f"output container '{self._container.container_name}' does not exist (create it with the deployment)"
         )
-    return LocalOutputStorage(settings.output_dir, settings.output_public_base_url)
+
+    def _create_private_container(self) -> None:
+        try:
+            # No public_access: the URLs handed out carry a SAS or go through a configured front.
+            self._container.create_container()
+            logger.info("created the private output container %s", self._container.container_name)
+        except ResourceExistsError:
+            pass  # an existing container keeps the access level its owner chose
+
+
+def storage_failure(exc: AzureError, what: str) -> ImgpipeError:
+    """A Blob error as a failure: permanent when retrying cannot help, else transient.
+
+    409 PublicAccessNotPermitted means the account forbids public access (the default for new
+    accounts): retrying every image into the poison queue would only hide a deployment mistake.
+    """
+    code = getattr(exc, "error_code", None)
+    if code in PERMANENT_BLOB_ERRORS:
+        return PermanentFailure(f"{what}: {code} (the storage account refuses this; retrying cannot help)")
+    return TransientFailure(f"{what}: {type(exc).__name__}")
+
+
+def build_output_storage(settings: Settings, account: StorageAccount | None = None) -> OutputStorage:
+    """The configured output storage; ``account`` carries the identity-based clients when there are any."""
+    if settings.output_storage != "blob":
+        return LocalOutputStorage(settings.output_dir, settings.output_public_base_url)
+    if account is None:
+        account = StorageAccount(connection_string=settings.storage_connection_string)
+    service = account.blob_service_client(pool_size=16)
+    urls: BlobUrls
+    if settings.output_url_mode == "public":
+        urls = PublicBaseUrls(settings.output_public_base_url)
+    else:
+        urls = SasUrls(service, settings.output_container, timedelta(seconds=settings.output_sas_ttl_s))
+    return BlobOutputStorage(
+        service.get_container_client(settings.output_container), urls, create_container=not settings.running_in_azure
+    )
+
+
+def with_presentable_urls(images: list[ImageRecord], storage: OutputStorage) -> list[ImageRecord]:
+    """``images`` with each output URL as a client can fetch it now (a fresh SAS, for a private container)."""
+    return [replace(image, output_url=storage.presentable(image.output_url)) if image.output_url else image
+            for image in images]  # fmt: skip

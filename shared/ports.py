@@ -86,6 +86,10 @@ class MessageQueue(Protocol):
 
     def send(self, payload: Mapping[str, object], *, delay_s: float = 0) -> None: ...
 
+    def check(self) -> None:
+        """Raise ``DependencyMissing`` if the queue does not exist, ``TransientFailure`` if unreachable."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -95,6 +99,10 @@ class CompletionCounter(Protocol):
     def record(
         self, request_id: str, seq: int, total: int, seed: Callable[[], Iterable[int]], *, reseed: bool = False
     ) -> bool: ...
+
+    def ping(self) -> None:
+        """Raise unless the counter's server answers (the health check)."""
+        ...
 
 
 class WebhookPoster(Protocol):

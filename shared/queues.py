@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-from shared.azure_storage import storage_client_options
-from shared.errors import MalformedMessage, PermanentFailure, TransientFailure
+from shared.azure_storage import StorageAccount, storage_client_options
+from shared.errors import DependencyMissing, MalformedMessage, PermanentFailure, TransientFailure
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,34 @@ def queue_client(connection_string: str, queue_name: str) -> QueueClient:
         message_decode_policy=TextBase64DecodePolicy(),
         **storage_client_options(SEND_CONCURRENCY),
     )
+
+
+def app_queue_client(account: StorageAccount, queue_name: str) -> QueueClient:
+    """A queue client by key or by identity, encoding messages the way the Functions host reads them."""
+    return account.queue_client(
+        queue_name,
+        pool_size=SEND_CONCURRENCY,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
+
+
+def missing_queue(client: QueueClient) -> DependencyMissing:
+    return DependencyMissing(f"queue '{client.queue_name}' does not exist (create it with the deployment)")
+
+
+def require_queue(client: QueueClient) -> None:
+    """Raise DependencyMissing unless the queue exists; other storage errors are transient.
+
+    In Azure the queues are created by the deployment and the app's identity may not create them;
+    a missing queue must answer 503 with its reason, never accept work it cannot enqueue.
+    """
+    try:
+        client.get_queue_properties()
+    except ResourceNotFoundError:
+        raise missing_queue(client) from None
+    except AzureError as exc:
+        raise TransientFailure(f"could not reach queue {client.queue_name}: {type(exc).__name__}") from exc
 
 
 def ensure_queue(client: QueueClient) -> None:
@@ -63,6 +91,8 @@ def decode(text: str) -> dict[str, Any]:
 def send(client: QueueClient, payload: Mapping[str, object], *, delay_s: float = 0) -> None:
     try:
         client.send_message(encode(payload), visibility_timeout=int(delay_s) or None)
+    except ResourceNotFoundError:
+        raise missing_queue(client) from None
     except AzureError as exc:
         raise TransientFailure(f"could not send to queue {client.queue_name}: {type(exc).__name__}") from exc
 
@@ -79,6 +109,9 @@ class AzureQueue:
 
     def send(self, payload: Mapping[str, object], *, delay_s: float = 0) -> None:
         send(self._client, payload, delay_s=delay_s)
+
+    def check(self) -> None:
+        require_queue(self._client)
 
     def close(self) -> None:
         self._client.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.credentials import StorageIdentity
 from shared.errors import ConfigError
 from shared.retry_policy import RetrySchedule
 from shared.urls import ALLOWED_SCHEMES
@@ -40,6 +41,13 @@ class Secret(str):
 
 NO_SECRET = Secret("")
 DEFAULT_REDIS_URL = Secret("redis://127.0.0.1:6379/0")
+# How output URLs are made for a Blob container that is private: a read-only SAS, or a base URL
+# (a CDN or another front) joined with the blob name.
+OUTPUT_URL_MODES = ("sas", "public")
+DEFAULT_OUTPUT_SAS_TTL_S = 24 * 3600
+# A user-delegation key (what signs a SAS without an account key) lives at most 7 days, and a SAS
+# must expire before its key: one hour is kept for reusing a key across many SAS.
+MAX_OUTPUT_SAS_TTL_S = 7 * 24 * 3600 - 3600
 
 
 def expand_storage_connection_string(value: str) -> str:
@@ -111,6 +119,13 @@ def _optional_http_url(env: Mapping[str, str], name: str) -> str:
         if parts.scheme not in ALLOWED_SCHEMES or not parts.hostname:
             raise ConfigError(f"{name} must be an absolute http(s) URL")
     return raw
+
+
+def _redis_credential(env: Mapping[str, str]) -> str:
+    value = _text(env, "REDIS_CREDENTIAL", "").lower()
+    if value not in {"", "managedidentity"}:
+        raise ConfigError(f"REDIS_CREDENTIAL must be 'managedidentity' or empty, got {value!r}")
+    return value
 
 
 def _claim_expiry(env: Mapping[str, str]) -> float:
@@ -190,27 +205,53 @@ class Settings:
     fanout_stale_after_s: float = 300.0
     # An Idempotency-Key names its upload for this long after the upload; later it starts a new request.
     idempotency_key_ttl_s: int = 24 * 3600
+    # --- Azure (shared/credentials.py, shared/deploy_safety.py) ------------------------------
+    # Identity-based storage access (AzureWebJobsStorage__*); storage_connection_string is then "".
+    storage_identity: StorageIdentity | None = None
+    # The user-assigned identity for SQL tokens, Redis Entra ID and Application Insights.
+    azure_client_id: str = ""
+    # Blob output URLs: "sas" (read-only user-delegation or service SAS) or "public" (base URL).
+    output_url_mode: str = "sas"
+    output_sas_ttl_s: int = DEFAULT_OUTPUT_SAS_TTL_S
+    # Redis: "managedidentity" logs in with an Entra ID token instead of a password in REDIS_URL.
+    redis_credential: str = ""
+    # Telemetry: OpenTelemetry to Azure Monitor when the connection string is set.
+    appinsights_connection_string: Secret = NO_SECRET
+    appinsights_authentication_string: str = ""
+    # WEBSITE_INSTANCE_ID is set: development defaults are refused.
+    running_in_azure: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         storage = env.get("AzureWebJobsStorage", "").strip()
-        if not storage:
-            raise ConfigError("AzureWebJobsStorage is not set")
+        storage_identity = None if storage else StorageIdentity.from_env(env)
+        if not storage and storage_identity is None:
+            raise ConfigError(
+                "AzureWebJobsStorage is not set (a connection string), nor AzureWebJobsStorage__accountName "
+                "or AzureWebJobsStorage__blobServiceUri + __queueServiceUri (identity-based)"
+            )
         output_storage = _text(env, "OUTPUT_STORAGE", _default("output_storage")).lower()
         if output_storage not in {"local", "blob"}:
             raise ConfigError(f"OUTPUT_STORAGE must be 'local' or 'blob', got {output_storage!r}")
         quality = _int(env, "JPEG_QUALITY", _default("jpeg_quality"), minimum=1)
         if quality > 95:
             raise ConfigError(f"JPEG_QUALITY must be at most 95, got {quality}")
-        public_base_url = _optional_http_url(env, "OUTPUT_PUBLIC_BASE_URL")
-        if env.get("WEBSITE_INSTANCE_ID", "").strip() and output_storage == "local" and not public_base_url:
-            # In Azure, local outputs would be file:// paths of a worker's disk shown to clients.
-            raise ConfigError("running in Azure: set OUTPUT_STORAGE=blob, or OUTPUT_PUBLIC_BASE_URL for local outputs")
         ratio = _float(env, "SIZE_TARGET_RATIO", _default("size_target_ratio"))
         if ratio >= 1.0:
             raise ConfigError(f"SIZE_TARGET_RATIO must be below 1 (0 turns it off), got {ratio}")
-        return cls(
+        url_mode = _text(env, "OUTPUT_URL_MODE", _default("output_url_mode")).lower()
+        if url_mode not in OUTPUT_URL_MODES:
+            raise ConfigError(f"OUTPUT_URL_MODE must be 'sas' or 'public', got {url_mode!r}")
+        public_base_url = _optional_http_url(env, "OUTPUT_PUBLIC_BASE_URL")
+        if output_storage == "blob" and url_mode == "public" and not public_base_url:
+            raise ConfigError("OUTPUT_URL_MODE=public needs OUTPUT_PUBLIC_BASE_URL (the CDN or front of the container)")
+        sas_ttl = _int(env, "OUTPUT_SAS_TTL_SECONDS", _default("output_sas_ttl_s"), minimum=60)
+        if sas_ttl > MAX_OUTPUT_SAS_TTL_S:
+            raise ConfigError(
+                f"OUTPUT_SAS_TTL_SECONDS must be at most {MAX_OUTPUT_SAS_TTL_S} (7 days less 1 hour), got {sas_ttl}"
+            )
+        settings = cls(
             storage_connection_string=Secret(expand_storage_connection_string(storage)),
             image_queue=_text(env, "IMAGE_QUEUE_NAME", _default("image_queue")),
             notify_queue=_text(env, "NOTIFY_QUEUE_NAME", _default("notify_queue")),
@@ -256,7 +297,20 @@ class Settings:
             idempotency_key_ttl_s=_int(
                 env, "IDEMPOTENCY_KEY_TTL_SECONDS", _default("idempotency_key_ttl_s"), minimum=1
             ),
+            storage_identity=storage_identity,
+            azure_client_id=_text(env, "AZURE_CLIENT_ID", ""),
+            output_url_mode=url_mode,
+            output_sas_ttl_s=sas_ttl,
+            redis_credential=_redis_credential(env),
+            appinsights_connection_string=Secret(env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip()),
+            appinsights_authentication_string=_text(env, "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", ""),
+            running_in_azure=bool(env.get("WEBSITE_INSTANCE_ID", "").strip()),
         )
+        if settings.running_in_azure:
+            from shared.deploy_safety import refuse_development_defaults
+
+            refuse_development_defaults(settings)
+        return settings
 
 
 def _default(name: str) -> Any:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from shared.container import Dependencies
 from shared.errors import NotFound, Problem, ValidationError
 from shared.options import CompressionOptions
+from shared.output_storage import with_presentable_urls
 from shared.report import output_csv, status_document
 from shared.settings import Settings
 
@@ -49,8 +50,8 @@ def get_status(deps: Dependencies, query: StatusQuery) -> StatusAnswer:
     if record is None:
         raise NotFound(f"no request {request_id}")
     if query.as_csv:
-        return StatusAnswer(None, output_csv(store.list_images(request_id)))
-    images = store.list_images(request_id) if query.include_images else None
+        return StatusAnswer(None, output_csv(with_presentable_urls(store.list_images(request_id), deps.output)))
+    images = with_presentable_urls(store.list_images(request_id), deps.output) if query.include_images else None
     document = status_document(record, images, store.delivery_attempts(request_id))
     document["options"] = effective_options(deps.settings, store.request_options(request_id))
     return StatusAnswer(document, None)

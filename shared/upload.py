@@ -81,6 +81,9 @@ def accept_upload(deps: Dependencies, upload: UploadInput) -> UploadAccepted:
         raise ValidationError(option_problems + exc.problems, truncated=exc.truncated) from None
     if option_problems:
         raise ValidationError(option_problems)
+    # A missing queue is a deployment problem: answer 503 with its reason, never a 202 for work
+    # that cannot be processed.
+    deps.image_queue.check()
     request_id = str(uuid.uuid4())
     webhook_url = upload.webhook_url or settings.default_webhook_url or None
     key_cutoff = datetime.now(UTC) - timedelta(seconds=settings.idempotency_key_ttl_s)

@@ -6,9 +6,10 @@ from shared import functions_adapter as adapter
 from shared import status
 
 
-def main(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        answer = status.get_status(adapter.dependencies(), adapter.status_query(req))
-    except Exception as exc:
-        return adapter.error_response(exc)
-    return adapter.status_response(answer)
+def main(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
+    with adapter.http_invocation("status_http", context):
+        try:
+            answer = status.get_status(adapter.dependencies(), adapter.status_query(req))
+        except Exception as exc:
+            return adapter.error_response(exc)
+        return adapter.status_response(answer)

@@ -128,9 +128,13 @@ def test_blob_output_urls_can_be_fetched_by_the_client(make_stack, image_server)
     stack.wait_for_status(request_id)
     results = stack.status(request_id, include="images").json()["results"]
     for index, item in enumerate(results):
-        assert item["output_url"].endswith(f"/processed-e2e/{request_id}/{index:05d}.jpg")
-        fetched = requests.get(item["output_url"], timeout=10)
+        bare, _, sas = item["output_url"].partition("?")
+        assert bare.endswith(f"/processed-e2e/{request_id}/{index:05d}.jpg")
+        assert requests.get(bare, timeout=10).status_code in (403, 404)  # the container is private
+        fetched = requests.get(item["output_url"], timeout=10)  # its read-only SAS lets the client in
         assert fetched.status_code == 200 and fetched.headers["Content-Type"] == "image/jpeg"
         with Image.open(io.BytesIO(fetched.content)) as image:
             assert image.format == "JPEG" and image.size == (480, 360)
         assert len(fetched.content) < len(photo_jpeg(21 + index))
+    output_csv = stack.status(request_id, format="csv").text
+    assert output_csv.count("sig=") == 2  # the output CSV's URLs are signed too

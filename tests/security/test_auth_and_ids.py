@@ -28,8 +28,9 @@ def test_every_http_function_requires_a_function_key() -> None:
     and the calls it makes send the key the user types into it)."""
     http_triggers = {name: binding for name, bindings in function_bindings().items()
                      for binding in bindings if binding["type"] == "httpTrigger"}
+    # health_http too: its reasons name the deployment's queues and settings (README, Health).
     assert {name: b.get("authLevel") for name, b in http_triggers.items()} == {
-        "upload_http": "function", "status_http": "function", "cancel_http": "function",
+        "upload_http": "function", "status_http": "function", "cancel_http": "function", "health_http": "function",
         "page_http": "anonymous"}
 
 

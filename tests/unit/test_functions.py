@@ -12,6 +12,7 @@ import importlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,17 @@ def test_upload_stores_and_starts_the_fan_out_with_one_message(app: dict[str, An
     record = app["store"].get_request(document["request_id"])
     assert record is not None and record.fanout_completed_at is not None
     assert record.webhook_url == "https://hooks.example/x"
+
+
+def test_a_missing_image_queue_answers_503_with_its_reason_and_starts_nothing(app: dict[str, Any]) -> None:
+    app["image_queue"].missing = True
+    FANOUT_WRITTEN.clear()
+    body, content_type = multipart(CSV)
+    response = upload(body, content_type)
+    assert response.status_code == 503
+    document = json.loads(response.get_body())
+    assert document["reason"] == f"queue '{app['image_queue'].name}' does not exist (create it with the deployment)"
+    assert app["image_queue"].sent == [] and FANOUT_WRITTEN == []
 
 
 MANY = "S. No.,Product Name,Input Image Urls\n" + "".join(
@@ -364,7 +376,7 @@ def test_a_file_part_without_filename_is_read_as_the_csv(app: dict[str, Any]) ->
 
 
 def test_a_claim_left_by_a_dead_sender_is_taken_over_but_a_live_one_is_not(app: dict[str, Any]) -> None:
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from shared.models import DeliveryAttempt
     from shared.notify import SENDING, delivery_id_for

@@ -17,6 +17,8 @@ from requests.adapters import BaseAdapter
 from devtools.openapi_check import SpecMismatch, assert_matches, assert_webhook_matches, load_spec
 from shared import functions_adapter
 from shared.errors import (
+    ConfigError,
+    DependencyMissing,
     NotFound,
     PayloadTooLarge,
     Problem,
@@ -115,12 +117,39 @@ def test_upload_accepted(spec: Mapping[str, Any]) -> None:
     ("GET", STATUS, ValidationError([Problem("request_id is not a UUID", column="request_id")]), 400),
     ("GET", STATUS, NotFound("no request"), 404),
     ("GET", STATUS, TransientFailure("redis down"), 503),
+    ("POST", UPLOAD, DependencyMissing("queue 'image-jobs' does not exist (create it with the deployment)"), 503),
 ])
 def test_error_responses(spec: Mapping[str, Any], method: str, path: str, error: Exception,
                          status: int) -> None:
     response = functions_adapter.error_response(error)
     assert response.status_code == status
     assert_matches(spec, method, path, response)
+
+
+HEALTH = "/api/health"
+
+
+def test_health_answers_match_the_spec(spec: Mapping[str, Any]) -> None:
+    from shared.health import HealthMonitor, failed_report
+
+    def missing() -> None:
+        raise DependencyMissing("queue 'image-jobs' does not exist (create it with the deployment)")
+
+    healthy = HealthMonitor({"database": lambda: None, "redis": lambda: None})
+    unhealthy = HealthMonitor({"database": lambda: None, "queue:image-jobs": missing})
+    try:
+        body = assert_matches(spec, "GET", HEALTH, functions_adapter.health_response(healthy.report()))
+        assert body["status"] == "healthy"  # type: ignore[index]
+        response = functions_adapter.health_response(unhealthy.report())
+        assert response.status_code == 503
+        body = assert_matches(spec, "GET", HEALTH, response)
+        assert body["checks"]["queue:image-jobs"]["status"] == "failed"  # type: ignore[index]
+    finally:
+        healthy.close()
+        unhealthy.close()
+    refused = functions_adapter.health_response(failed_report("settings", ConfigError("in Azure with ...")))
+    assert refused.status_code == 503
+    assert_matches(spec, "GET", HEALTH, refused)
 
 
 def test_unauthorized_has_no_body_to_check(spec: Mapping[str, Any]) -> None:

@@ -85,3 +85,63 @@ def test_build_output_storage_picks_the_backend(tmp_path) -> None:
         )
     )
     assert isinstance(blob, BlobOutputStorage)
+
+
+class RefusingContainer:
+    """A container client whose account refuses public access, as new storage accounts do."""
+
+    container_name = "processed-images"
+
+    def __init__(self) -> None:
+        self.create_calls: list[dict[str, object]] = []
+
+    def get_blob_client(self, name: str) -> RefusingContainer:
+        return self
+
+    def upload_blob(self, *args: object, **kwargs: object) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        error = HttpResponseError(message="Public access is not permitted on this storage account.")
+        error.status_code = 409
+        error.error_code = "PublicAccessNotPermitted"
+        raise error
+
+    def create_container(self, **kwargs: object) -> None:
+        self.create_calls.append(kwargs)
+        self.upload_blob()
+
+
+class NoUrls:
+    def recorded_url(self, name: str, blob_url: str) -> str:
+        raise AssertionError("no URL for a blob that was not stored")
+
+    def presentable(self, recorded_url: str) -> str:
+        raise AssertionError("no URL for a blob that was not stored")
+
+
+def test_public_access_not_permitted_is_permanent_never_transient() -> None:
+    from shared.errors import PermanentFailure
+
+    storage = BlobOutputStorage(RefusingContainer(), NoUrls())  # type: ignore[arg-type]
+    with pytest.raises(PermanentFailure, match="PublicAccessNotPermitted") as caught:
+        storage.put("req-1/00000.jpg", b"x", "image/jpeg")
+    assert not isinstance(caught.value, TransientFailure)
+    with pytest.raises(PermanentFailure):
+        storage.prepare()
+
+
+def test_the_container_is_never_created_with_public_access() -> None:
+    container = RefusingContainer()
+    storage = BlobOutputStorage(container, NoUrls())  # type: ignore[arg-type]
+    with pytest.raises(Exception):  # noqa: B017
+        storage.prepare()
+    assert container.create_calls == [{}]  # no public_access argument at all
+
+
+def test_public_mode_records_the_configured_base_url() -> None:
+    from shared.blob_urls import PublicBaseUrls
+
+    urls = PublicBaseUrls("https://cdn.example.com/outputs/")
+    recorded = urls.recorded_url("req 1/00000.jpg", "https://acct.blob.core.windows.net/c/req%201/00000.jpg")
+    assert recorded == "https://cdn.example.com/outputs/req%201/00000.jpg"
+    assert urls.presentable(recorded) == recorded
