@@ -12,8 +12,8 @@ Cases: a normal 12 MP q90 photo (for scale: what an ordinary large image costs),
 whose second frame is 8000 x 8000 behind a 1 x 1 screen, two-page TIFFs whose second page is
 8000 x 8000 (over ``MAX_IMAGE_PIXELS``) or 6000 x 6000 (under it), GIFs of 100,000 tiny frames
 and of 1,000 (the frame cap, accepted), and a progressive JPEG with one scan repeated 60 times
-(~0.6 MB, the size of the issue's 12.7 s case). ``--repeats`` runs each case that many times (fresh processes) and keeps the median seconds
-and the largest growth.
+(~0.6 MB, the size of the issue's 12.7 s case). ``--repeats`` runs each case that many times
+(fresh processes) and keeps the median seconds and the largest growth.
 
 Usage: ``python -m bench.bombs [--repeats 3]``; writes ``bench/out/bombs.json``.
 """
@@ -112,8 +112,9 @@ def run(repeats: int) -> dict[str, Any]:
                 "rss_peak_mib": round(max(r["rss_peak_kib"] for r in runs) / 1024, 1),
                 "rss_growth_mib": round(growth, 1), "load_average_1m": load,
             })  # fmt: skip
-            print(f"{label:60} {rows[-1]['bytes']:>10} B  {rows[-1]['seconds_median']:7.3f} s  "
-                  f"peak {rows[-1]['rss_peak_mib']:7.1f} MiB (+{growth:.1f})  load {load}  {runs[0]['outcome']}")  # fmt: skip
+            row = rows[-1]
+            print(f"{label:60} {row['bytes']:>10} B  {row['seconds_median']:7.3f} s  peak {row['rss_peak_mib']:7.1f}"
+                  f" MiB (+{growth:.1f})  load {load}  {row['outcome']}")  # fmt: skip
     return {
         "benchmark": "bombs",
         "params": {"repeats": repeats, "quality": quality, "max_pixels": max_pixels},
