@@ -24,14 +24,29 @@ def _text(lines: list[str]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _scaling(document: dict[str, Any]) -> str:
-    return _text(report._scaling_section(document))
+def _when(document: dict[str, Any]) -> str:
+    """When the run was, from whichever field the benchmark recorded it in."""
+    date = document.get("run_at") or document.get("environment", {}).get("date_utc")
+    if not date and document.get("at"):
+        date = str(document["at"])[:16].replace("T", " ")
+    return f"{date} UTC" if date else "(date not recorded)"
+
+
+def _dated(section: Callable[[dict[str, Any]], list[str]]) -> Callable[[dict[str, Any]], str]:
+    """A bench.report section, preceded by when it was measured and on what."""
+
+    def render(document: dict[str, Any]) -> str:
+        env = document.get("environment", {})
+        intro = f"Run {_when(document)}, {env.get('cpus', '?')} CPUs, Python {env.get('python', '?')}."
+        return _text([intro, "", *section(document)])
+
+    return render
 
 
 def _bombs(document: dict[str, Any]) -> str:
     env, params = document["environment"], document["params"]
     lines = [
-        f"Run {document.get('run_at', '?')}: `python -m bench.bombs --repeats {params['repeats']}`, "
+        f"Run {_when(document)}: `python -m bench.bombs --repeats {params['repeats']}`, "
         f"{env['cpus']} CPUs, Python {env['python']}, Pillow {env['pillow']}; `compress_image` with "
         f"quality {params['quality']} and max_pixels {params['max_pixels']:,} (the production defaults), "
         "each case in a fresh process; peak RSS is the process's VmHWM.",
@@ -50,7 +65,7 @@ def _bombs(document: dict[str, Any]) -> str:
 def _csv_shapes(document: dict[str, Any]) -> str:
     env, params = document["environment"], document["params"]
     lines = [
-        f"Run {document.get('run_at', '?')}: `python -m bench.csv_shapes --repeats {params['repeats']}`, "
+        f"Run {_when(document)}: `python -m bench.csv_shapes --repeats {params['repeats']}`, "
         f"{env['cpus']} CPUs, Python {env['python']}; `parse_products` with MAX_PRODUCTS "
         f"{params['max_products']:,} and MAX_URLS_PER_ROW {params['max_urls_per_row']} unless the row says "
         "the product limit was lifted.",
@@ -71,11 +86,11 @@ def _targets(document: dict[str, Any]) -> str:
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "kernel": lambda document: _text(report._kernel_section(document)),
-    "pipeline": lambda document: _text(report._pipeline_section(document)),
-    "fanout": lambda document: _text(report._fanout_section(document)),
-    "scaling": _scaling,
-    "memory": lambda document: _text(report._memory_section(document)),
+    "kernel": _dated(report._kernel_section),
+    "pipeline": _dated(report._pipeline_section),
+    "fanout": _dated(report._fanout_section),
+    "scaling": _dated(report._scaling_section),
+    "memory": _dated(report._memory_section),
     "bombs": _bombs,
     "csv_shapes": _csv_shapes,
     "targets": _targets,
