@@ -103,7 +103,9 @@ def adopt(name: str, source: Path | str) -> None:
     if name not in RENDERERS:
         raise LookupError(f"no generated block is called {name!r}")
     FIGURES.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, FIGURES / f"{name}.json")
+    target = FIGURES / f"{name}.json"
+    if Path(source).resolve() != target.resolve():  # re-rendering the committed JSON itself
+        shutil.copyfile(source, target)
     rewrite(name)
 
 
