@@ -9,7 +9,8 @@ measured in the same run, alternating with the app. Processing is disabled
 emptied between measurements (Azurite slows down as it stores more messages).
 
 Reports seconds to the 202, the fan-out alone (requests.created_at to fanout_completed_at),
-messages/s of both, and the ratio app/raw.
+messages/s of both, and the ratio app/raw. Since the fan-out is staged (``fanout_queue``), the 202
+comes before the fan-out: the fan-out alone is the figure to compare with the raw loop.
 
 Usage: ``python -m bench.fanout --sizes 1000,10000 --repeats 2``.
 """
@@ -55,10 +56,18 @@ def app_fanout(stack: BenchStack, urls: Sequence[str]) -> dict[str, float]:
     from shared.queues import queue_client
 
     result = stack.run_accept_only(urls)
-    with sqlite3.connect(stack.app.env["SQLITE_PATH"]) as db:
-        created, fanned = db.execute(
-            "SELECT created_at, fanout_completed_at FROM requests WHERE request_id = ?", (result["request_id"],)
-        ).fetchone()
+    # The fan-out is staged (fanout_queue): the 202 comes before it, so wait for it to finish.
+    deadline = time.monotonic() + 900
+    while True:
+        with sqlite3.connect(stack.app.env["SQLITE_PATH"]) as db:
+            created, fanned = db.execute(
+                "SELECT created_at, fanout_completed_at FROM requests WHERE request_id = ?", (result["request_id"],)
+            ).fetchone()
+        if fanned is not None:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the fan-out of {len(urls)} images did not finish in 900 s")
+        time.sleep(0.05)
     fanout_s = (datetime.fromisoformat(fanned) - datetime.fromisoformat(created)).total_seconds()
     queue_client(stack.azurite.connection_string, stack.app.env["IMAGE_QUEUE_NAME"]).clear_messages()
     return {"accept_s": result["accept_s"], "fanout_s": round(fanout_s, 3)}
@@ -116,7 +125,7 @@ def run(sizes: Sequence[int], repeats: int) -> dict[str, Any]:
 
 
 def print_result(result: dict[str, Any]) -> None:
-    print("fan-out: POST to 202 vs a raw 32-thread send loop (processing disabled)")
+    print("fan-out: the staged fan-out alone vs a raw 32-thread send loop (processing disabled)")
     print(
         f"{'images':>7} {'raw s':>7} {'raw msg/s':>10} {'to 202 s':>9} {'fan-out s':>10} {'app msg/s':>10} "
         f"{'ratio':>6} {'load':>5}"
@@ -125,7 +134,8 @@ def print_result(result: dict[str, Any]) -> None:
         print(
             f"{r['images']:>7} {r['raw_send_s']['min']:>7.2f} {r['raw_messages_per_s']:>10.0f} "
             f"{r['app_accept_s']['min']:>9.2f} {r['app_fanout_only_s']['min']:>10.2f} "
-            f"{r['app_messages_per_s_accept']:>10.0f} {r['ratio_accept_vs_raw']:>6.2f} {r['load_average_1m']:>5.2f}"
+            f"{r['app_messages_per_s_fanout_only']:>10.0f} {r['ratio_fanout_only_vs_raw']:>6.2f} "
+            f"{r['load_average_1m']:>5.2f}"
         )
 
 

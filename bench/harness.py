@@ -58,6 +58,7 @@ http_servers._Server.handle_error = _quiet_handle_error  # type: ignore[method-a
 
 def environment() -> dict[str, Any]:
     return {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "pillow": PIL.__version__,

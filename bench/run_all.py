@@ -2,14 +2,17 @@
 
 Runs, each as its own process (a failure is reported and the others still run): the kernel
 ceiling, the pipeline (which reads the kernel's result of this run for its ratio), fan-out,
-scaling, memory, issue 9's targets (with their own kernel run; they rewrite their section of
-BENCHMARKS.md and docs/fanout_timeline.png except in ``--quick``); then ``bench.report``.
+scaling, memory, the decode bombs, the CSV shapes, issue 9's targets (with their own kernel run;
+they adopt their result and docs/fanout_timeline.png except in ``--quick``); then ``bench.report``.
+Last, every result this run produced is adopted as the committed figures: copied to
+``docs/figures/bench_NAME.json`` and rendered into BENCHMARKS.md's generated blocks
+(``bench.figures``; ``--no-figures`` leaves them alone), ready to commit with the JSON.
 Sized to finish in about 12 minutes on a quiet 2-core machine, photo generation included;
 ``--quick`` shrinks every size for a smoke run (~3 minutes), ``--full`` runs the job-size series
 on 2 MP photos instead of 0.5 MP (about 4 minutes more) and the 10,000 x 20 limit case of the
 targets (202 and fan-out only, processing disabled).
 
-Usage: ``python -m bench.run_all [--quick | --full]``.
+Usage: ``python -m bench.run_all [--quick | --full] [--only NAMES] [--no-figures]``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
             ("fanout", ["--sizes", "1000", "--repeats", "1"]),
             ("scaling", ["--workers", "1,2", "--count", "200", "--sizes", "100,500"]),
             ("memory", ["--photos", "8", "--threads", "8", "--skip-csv"]),
+            ("bombs", ["--repeats", "1"]),
+            ("csv_shapes", ["--repeats", "1"]),
             ("targets", ["--count", "60", "--concurrent", "2x30", "--big", "1000", "--repeats", "1", "--no-write"]),
             ("report", []),
         ]
@@ -54,8 +59,13 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
             ],
         ),
         ("memory", ["--photos", "32", "--threads", "8,2"]),
-        ("targets", ["--count", "200", "--concurrent", "4x50", "--big", "5000", "--repeats", "2"]
-         + (["--limit"] if full else [])),
+        ("bombs", ["--repeats", "3"]),
+        ("csv_shapes", ["--repeats", "2"]),
+        (
+            "targets",
+            ["--count", "200", "--concurrent", "4x50", "--big", "5000", "--repeats", "2"]
+            + (["--limit"] if full else []),
+        ),
         ("report", []),
     ]
 
@@ -66,9 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     size.add_argument("--full", action="store_true", help="the job-size series on 2 MP photos")
     parser.add_argument("--only", default="", help="comma-separated benchmark names to run")
+    parser.add_argument("--no-figures", action="store_true", help="leave docs/figures and BENCHMARKS.md alone")
     args = parser.parse_args(argv)
     only = {name for name in args.only.split(",") if name}
     failed: list[str] = []
+    succeeded: list[str] = []
     started = time.monotonic()
     for name, options in plan(args.quick, args.full):
         if only and name not in only:
@@ -82,6 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code != 0:
             failed.append(name)
             print(f"bench.{name} failed with exit code {code}", flush=True)
+        else:
+            succeeded.append(name)
+    # targets adopts its own result (unless --no-write); report only renders bench/out/summary.md.
+    adopted = [name for name in succeeded if name not in ("targets", "report")]
+    if adopted and not args.no_figures:
+        print(f"\n=== bench.figures {' '.join(adopted)}: docs/figures/bench_*.json and BENCHMARKS.md", flush=True)
+        if subprocess.call([sys.executable, "-m", "bench.figures", *adopted], cwd=REPO_ROOT) != 0:
+            failed.append("figures")
     print(
         f"\nall benchmarks: {time.monotonic() - started:.0f}s; results in bench/out/ "
         f"(summary.md, *.json, *.png){'; FAILED: ' + ', '.join(failed) if failed else ''}"

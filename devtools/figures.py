@@ -4,8 +4,12 @@ A generated block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated
 content is rendered from ``docs/figures/NAME.json``, which is committed with it. ``tests/unit/
 test_figures.py`` fails when a block no longer equals what its JSON renders to.
 
+BENCHMARKS.md's blocks (``bench_kernel``, ``bench_pipeline``, ...) are rendered by the benchmarks'
+own functions (``bench.figures``); ``make bench`` adopts each result it produces.
+
 Usage:
     python -m devtools.figures reliability .data/reliability.json   # adopt a run's results
+    python -m devtools.figures bench_kernel bench/out/kernel.json     # the same for a benchmark
     python -m devtools.figures                                        # re-render every block
 """
 
@@ -55,9 +59,16 @@ def render_reliability(document: dict[str, Any]) -> str:
     return intro + markdown_table(RELIABILITY_COLUMNS, reliability_rows(document["rows"]))
 
 
-RENDERERS: dict[str, tuple[Path, Callable[[dict[str, Any]], str]]] = {
-    "reliability": (ROOT / "README.md", render_reliability),
-}
+def _renderers() -> dict[str, tuple[Path, Callable[[dict[str, Any]], str]]]:
+    from bench import figures as bench_figures  # the benchmarks render their own tables
+
+    renderers = {"reliability": (ROOT / "README.md", render_reliability)}
+    for name, render in bench_figures.RENDERERS.items():
+        renderers[f"bench_{name}"] = (ROOT / "BENCHMARKS.md", render)
+    return renderers
+
+
+RENDERERS = _renderers()
 
 
 def _block(name: str) -> re.Pattern[str]:
@@ -87,12 +98,20 @@ def rewrite(name: str) -> None:
     path.write_text(updated, encoding="utf-8")
 
 
+def adopt(name: str, source: Path | str) -> None:
+    """Commit-ready: copy a run's JSON to docs/figures/NAME.json and re-render its block."""
+    if name not in RENDERERS:
+        raise LookupError(f"no generated block is called {name!r}")
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    target = FIGURES / f"{name}.json"
+    if Path(source).resolve() != target.resolve():  # re-rendering the committed JSON itself
+        shutil.copyfile(source, target)
+    rewrite(name)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2:
-        name, source = argv
-        FIGURES.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, FIGURES / f"{name}.json")
-        rewrite(name)
+        adopt(*argv)
     elif not argv:
         for name in RENDERERS:
             rewrite(name)

@@ -7,6 +7,7 @@ can be restarted in place (same port, same data folder) for fault-injection test
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -26,10 +27,32 @@ class ServiceUnavailable(RuntimeError):
     """A server binary is missing or did not come up."""
 
 
+# Listening ports for test servers come from below Linux's ephemeral range (32768-60999): a port the
+# kernel hands out for "any free port" is also one it hands to the next outgoing connection, so
+# between choosing it and the server binding it, a client of another test could take it ("Address
+# already in use"). Each pytest-xdist worker draws from its own slice, so workers never collide.
+_PORT_BASE, _PORT_SLICE = 20000, 3000
+
+
+def _port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % 4 if worker.isdigit() else 0
+    start = _PORT_BASE + index * _PORT_SLICE
+    return range(start, start + _PORT_SLICE)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on now, outside the range outgoing connections use."""
+    candidates = list(_port_slice())
+    random.shuffle(candidates)
+    for port in candidates[:500]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServiceUnavailable(f"no free port in {_port_slice()}")
 
 
 def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:

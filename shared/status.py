@@ -1,7 +1,6 @@
 """Answering a status query: JSON, per-image results, or the output CSV.
 
-A query also resumes a fan-out that was interrupted long enough ago (the stored request is the
-record of what must be sent), so a request is never left stuck.
+A query only reads: a stalled fan-out is resumed by the timer-triggered sweep (``shared.fanout``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A mixin of ``shared.store.Store`` like ``shared.store_deliveries``: it uses the store's
 transaction helpers and dialect. The statements are in ``shared.store_sql``; the tables and
-columns come from migration 0005. What else these features change (an alias takes its leader's
+columns come from migration 0006. What else these features change (an alias takes its leader's
 outcome in the leader's transaction; the counts) is in ``Store.create_request`` and
 ``Store._finish_image``.
 """

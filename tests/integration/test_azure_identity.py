@@ -170,7 +170,8 @@ def test_health_reports_each_dependency_and_names_a_missing_queue(
     settings = Settings.from_env()
     account = storage_account(settings)
     image_queue = app_queue_client(account, settings.image_queue)
-    for queue in (image_queue, app_queue_client(account, settings.notify_queue)):
+    others = (app_queue_client(account, settings.notify_queue), app_queue_client(account, settings.fanout_queue))
+    for queue in (image_queue, *others):
         queue.create_queue()
     deps = build_dependencies(settings)
     deps.output.prepare()
@@ -180,7 +181,8 @@ def test_health_reports_each_dependency_and_names_a_missing_queue(
         assert report.healthy, report.as_dict()
         image_check = f"queue:{settings.image_queue}"
         assert {check.name for check in report.checks} == {
-            "database", "redis", image_check, f"queue:{settings.notify_queue}", "output_storage",
+            "database", "redis", image_check, f"queue:{settings.notify_queue}", f"queue:{settings.fanout_queue}",
+            "output_storage",
         }
         image_queue.delete_queue()
         report = monitor.report()

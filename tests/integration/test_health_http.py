@@ -17,10 +17,8 @@ def test_health_answers_200_with_every_dependency_ok(stack: AppStack) -> None:
     assert response.status_code == 200, response.text
     document = response.json()
     assert document["status"] == "healthy"
-    image_queue, notify_queue = stack.env["IMAGE_QUEUE_NAME"], stack.env["NOTIFY_QUEUE_NAME"]
-    assert set(document["checks"]) == {
-        "database", "redis", f"queue:{image_queue}", f"queue:{notify_queue}", "output_storage",
-    }
+    queues = {f"queue:{stack.env[name]}" for name in ("IMAGE_QUEUE_NAME", "NOTIFY_QUEUE_NAME", "FANOUT_QUEUE_NAME")}
+    assert set(document["checks"]) == {"database", "redis", "output_storage", *queues}
     assert all(check["status"] == "ok" for check in document["checks"].values())
     assert response.headers["Cache-Control"] == "no-store"
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from devtools import bombs
 from shared.decode_budget import MAX_FRAMES, MAX_JPEG_SCANS
 from shared.errors import PermanentFailure
 from shared.imaging import compress_image
-from tests.security import bombs
 
 MAX_PIXELS = 1_000_000
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -28,3 +29,18 @@ def test_the_committed_reliability_run_passed_every_scenario() -> None:
     document = json.loads((figures.FIGURES / "reliability.json").read_text())
     assert document["rows"], "the committed run has no scenarios"
     assert {row["outcome"] for row in document["rows"]} == {"pass"}
+
+
+def test_every_table_in_benchmarks_md_is_a_generated_block() -> None:
+    """Issue 12: BENCHMARKS.md's figures are rendered from committed JSON, none pasted by hand."""
+    text = (figures.ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    outside = re.sub(r"<!-- generated:(\w+) -->\n.*?<!-- /generated:\1 -->", "", text, flags=re.DOTALL)
+    code_free = re.sub(r"```.*?```", "", outside, flags=re.DOTALL)
+    pasted = [line for line in code_free.splitlines() if line.lstrip().startswith("|")]
+    assert not pasted, f"tables outside generated blocks: {pasted[:3]}"
+
+
+def test_every_benchmark_block_has_its_committed_json() -> None:
+    blocks = set(re.findall(r"<!-- generated:(\w+) -->", (figures.ROOT / "BENCHMARKS.md").read_text()))
+    assert blocks == {name for name in figures.RENDERERS if name.startswith("bench_")}
+    assert all((figures.FIGURES / f"{name}.json").exists() for name in blocks)

@@ -38,3 +38,10 @@ def test_no_test_has_statements_after_the_raising_call() -> None:
         if (lines := _raises_blocks_with_dead_statements(path.read_text(encoding="utf-8")))
     }
     assert found == {}
+
+
+def test_no_two_test_modules_share_a_file_name() -> None:
+    # The test folders are not packages, so pytest imports modules by file name: two of the same
+    # name in different folders fail collection ("import file mismatch").
+    names = [path.name for path in TESTS.rglob("test_*.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []

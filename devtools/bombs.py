@@ -11,7 +11,8 @@ def _gif_blocks(data: bytes) -> tuple[bytes, bytes]:
     """Split a GIF Pillow wrote into (header with screen and palette, the blocks up to the trailer)."""
     flags = data[10]
     start = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
-    assert data.endswith(b";")
+    if not data.endswith(b";"):
+        raise ValueError("not a complete GIF (no trailer)")
     return data[:start], data[start:-1]
 
 
