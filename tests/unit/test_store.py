@@ -155,9 +155,11 @@ def test_fanout_completion_and_stalled_fanouts(store: Store) -> None:
     assert stalled.index(older) < stalled.index(newer)
     assert (older, 4) in store.stalled_fanouts(after, limit=1000)
     assert older not in [r for r, _ in store.stalled_fanouts(before, limit=1000)]
+    # Taken before the progress, not after: on a loaded machine more than a millisecond can pass
+    # between the two calls, and the request then looked stalled (failed once under make test).
+    progressed = datetime.now(UTC) - timedelta(milliseconds=1)
     store.mark_enqueued_range(older, 0, 3)
     assert store.mark_fanout_complete_if_done(older) is False  # image 3 is still unsent
-    progressed = datetime.now(UTC) - timedelta(milliseconds=1)
     assert older not in [r for r, _ in store.stalled_fanouts(progressed, limit=1000)]  # it made progress
     store.mark_enqueued_range(older, 3, 4)
     assert store.mark_fanout_complete_if_done(older) is True
