@@ -108,6 +108,10 @@ class Azurite:
             f"TableEndpoint=http://127.0.0.1:{self.table_port}/devstoreaccount1;"
         )
 
+    def extra_arguments(self) -> list[str]:
+        """Options a variant adds (OAuth over HTTPS in the identity tests)."""
+        return []
+
     def start(self) -> Azurite:
         binary = str(AZURITE_BIN) if AZURITE_BIN.exists() else shutil.which("azurite")
         if binary is None:
@@ -117,7 +121,7 @@ class Azurite:
             "--location", str(self.location),
             "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
             "--blobPort", str(self.blob_port), "--queuePort", str(self.queue_port),
-            "--tablePort", str(self.table_port),
+            "--tablePort", str(self.table_port), *self.extra_arguments(),
         ]
         self.proc = _spawn(command, self.location, "azurite.log")
         wait_for_port(self.queue_port, 30, self.proc)

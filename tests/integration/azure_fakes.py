@@ -18,7 +18,6 @@ import base64
 import datetime as dt
 import ipaddress
 import json
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from devtools.http_servers import RecordedRequest, Reply, serve_in_thread
-from devtools.servers import AZURITE_BIN, ServiceUnavailable, _spawn, _stop, free_port, wait_for_port
+from devtools.servers import Azurite
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 IDENTITY_OBJECT_ID = "5f0c8e3a-1b7d-4c55-9e8b-3b0e3f2a9d10"
@@ -137,18 +136,11 @@ def identity_endpoint() -> Iterator[IdentityEndpoint]:
         yield endpoint
 
 
-@dataclass
-class OAuthAzurite:
+@dataclass(kw_only=True)
+class OAuthAzurite(Azurite):
     """Azurite over HTTPS with ``--oauth basic``: bearer tokens are accepted and checked."""
 
-    location: Path
     tls: TlsPair
-    blob_port: int = field(default_factory=free_port)
-    queue_port: int = field(default_factory=free_port)
-    table_port: int = field(default_factory=free_port)
-
-    def __post_init__(self) -> None:
-        self.proc = None
 
     @property
     def blob_service_uri(self) -> str:
@@ -158,22 +150,5 @@ class OAuthAzurite:
     def queue_service_uri(self) -> str:
         return f"https://127.0.0.1:{self.queue_port}/devstoreaccount1"
 
-    def start(self) -> OAuthAzurite:
-        binary = str(AZURITE_BIN) if AZURITE_BIN.exists() else shutil.which("azurite")
-        if binary is None:
-            raise ServiceUnavailable("azurite not found: run `npm install` in the project root")
-        command = [
-            binary, "--silent", "--skipApiVersionCheck", "--disableTelemetry", "--loose",
-            "--location", str(self.location), "--oauth", "basic",
-            "--cert", str(self.tls.cert), "--key", str(self.tls.key),
-            "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
-            "--blobPort", str(self.blob_port), "--queuePort", str(self.queue_port),
-            "--tablePort", str(self.table_port),
-        ]  # fmt: skip
-        self.proc = _spawn(command, self.location, "azurite.log")
-        wait_for_port(self.queue_port, 30, self.proc)
-        wait_for_port(self.blob_port, 30, self.proc)
-        return self
-
-    def stop(self) -> None:
-        _stop(self.proc)
+    def extra_arguments(self) -> list[str]:
+        return ["--oauth", "basic", "--cert", str(self.tls.cert), "--key", str(self.tls.key)]
