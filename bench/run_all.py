@@ -2,7 +2,7 @@
 
 Runs, each as its own process (a failure is reported and the others still run): the kernel
 ceiling, the pipeline (which reads the kernel's result of this run for its ratio), fan-out,
-scaling, memory, the decode bombs, the CSV shapes, issue 9's targets (with their own kernel run;
+scaling, memory, the decode bombs, the CSV shapes, the queue costs, issue 9's targets (with their own kernel run;
 they adopt their result and docs/fanout_timeline.png except in ``--quick``); then ``bench.report``.
 Last, every result this run produced is adopted as the committed figures: copied to
 ``docs/figures/bench_NAME.json`` and rendered into BENCHMARKS.md's generated blocks
@@ -38,6 +38,7 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
             ("memory", ["--photos", "8", "--threads", "8", "--skip-csv"]),
             ("bombs", ["--repeats", "1"]),
             ("csv_shapes", ["--repeats", "1"]),
+            ("queue_costs", ["--ops", "100", "--backlogs", "100,200,1000,5000"]),
             ("targets", ["--count", "60", "--concurrent", "2x30", "--big", "1000", "--repeats", "1", "--no-write"]),
             ("report", []),
         ]
@@ -61,6 +62,7 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
         ("memory", ["--photos", "32", "--threads", "8,2"]),
         ("bombs", ["--repeats", "3"]),
         ("csv_shapes", ["--repeats", "2"]),
+        ("queue_costs", []),
         (
             "targets",
             ["--count", "200", "--concurrent", "4x50", "--big", "5000", "--repeats", "2"]
