@@ -3,8 +3,8 @@
 Runs, each as its own process (a failure is reported and the others still run): the kernel
 ceiling, the pipeline (which reads the kernel's result of this run for its ratio), fan-out,
 scaling, memory, the decode bombs, the CSV shapes, the queue costs, issue 9's targets (with their
-own kernel run;
-they adopt their result and docs/fanout_timeline.png except in ``--quick``); then ``bench.report``.
+own kernel run; they adopt their result and docs/fanout_timeline.png except in ``--quick``); then
+``bench.report``.
 Last, every result this run produced is adopted as the committed figures: copied to
 ``docs/figures/bench_NAME.json`` and rendered into BENCHMARKS.md's generated blocks
 (``bench.figures``; ``--no-figures`` leaves them alone), ready to commit with the JSON.
