@@ -4,6 +4,7 @@ Runs one Azurite and, for each client in turn and ``--rounds`` times, sends ``--
 one, receives them in pages of 32 (with a visibility timeout, as the listener does), updates each one's
 visibility (a lease renewal) and deletes each one. Prints the process CPU (user + system) per operation
 for each client side by side: the figure that decides whether devhost's hand-written client is worth it.
+Writes ``bench/out/queue_client_cost.json`` and prints a one-line JSON summary last.
 
 Usage: ``python -m bench.queue_client_cost [--count 300] [--rounds 3]``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import tempfile
 import time
@@ -22,6 +24,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import ExponentialRetry, QueueClient
 
+from bench.harness import OUT_DIR, environment
 from devhost.queue_rest import QueueService
 from devtools.servers import Azurite
 
@@ -103,7 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "queue_client_cost.json")
     args = parser.parse_args(argv)
+    env = environment()
     azurite = Azurite(location=Path(tempfile.mkdtemp(prefix="queue-cost-")) / "azurite").start()
     try:
         connection = azurite.connection_string
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"client CPU per operation, ms (median of {args.rounds} rounds of {args.count} messages)")
         print(f"{'client':28}" + "".join(f"{op:>10}" for op in OPERATIONS))
         medians = {
-            name: {op: statistics.median(r[op] for r in rounds) for op in OPERATIONS}
+            name: {op: round(statistics.median(r[op] for r in rounds), 3) for op in OPERATIONS}
             for name, rounds in results.items()
         }
         for name, figures in medians.items():
@@ -130,6 +135,11 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("sdk (env lookups)", "sdk use_env_settings=False"):
             ratios = "".join(f"{medians[name][op] / rest[op]:9.1f}x" for op in OPERATIONS)
             print(f"{'ratio ' + name.split(' ', 1)[1]:28}{ratios}")
+        params = {"count": args.count, "rounds": args.rounds}
+        result = {"benchmark": "queue_client_cost", "environment": env, "params": params, "rounds": results}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({**result, "median_ms": medians}, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps({"benchmark": "queue_client_cost", "params": params, "median_ms": medians}))
     finally:
         azurite.stop()
 
