@@ -130,7 +130,7 @@ def test_several_stores_complete_one_request_concurrently(sqlserver_connection_s
     def worker(store: Store, index: int) -> None:
         barrier.wait()
         for seq in range(100):
-            if store.record_done(request_id, seq, generic.outcome(seq)):
+            if store.record_done(request_id, seq, generic.outcome(seq)).changed:
                 changed.append(seq)
         completions.append(store.complete_request(request_id))
         claims.append(store.record_delivery_attempt(DeliveryAttempt(
@@ -244,7 +244,7 @@ def test_upgrade_from_the_schema_before_migrations() -> None:
     store.ensure_schema()
     record = store.get_request(request_id)
     assert record is not None and (record.done, record.failed) == (1, 0)
-    assert store.record_failed(request_id, 1, "gone") and store.complete_request(request_id)
+    assert store.record_failed(request_id, 1, "gone").changed and store.complete_request(request_id)
     assert store.migrate() == []
     store.close()
     with admin() as server:

@@ -183,14 +183,14 @@ def test_image_lifecycle(store: Store) -> None:
     assert (started.attempts, again.attempts) == (1, 2)
     assert started.started_at is not None and again.started_at == started.started_at
 
-    assert store.record_done(request_id, 0, outcome(0)) is True
-    assert store.record_done(request_id, 0, outcome(0)) is False
-    assert store.record_failed(request_id, 0, "late failure") is False
+    assert store.record_done(request_id, 0, outcome(0)).changed is True
+    assert store.record_done(request_id, 0, outcome(0)).changed is False
+    assert store.record_failed(request_id, 0, "late failure").changed is False
     record = store.get_request(request_id)
     assert record is not None and record.status is RequestStatus.PROCESSING and record.done == 1
 
-    assert store.record_failed(request_id, 1, "x" * 5000) is True
-    assert store.record_done(request_id, 1, outcome(1)) is False
+    assert store.record_failed(request_id, 1, "x" * 5000).changed is True
+    assert store.record_done(request_id, 1, outcome(1)).changed is False
     assert store.terminal_seqs(request_id) == {0, 1}
 
     done, failed = store.list_images(request_id)[:2]
@@ -234,7 +234,7 @@ def test_values_at_the_column_limits_round_trip(store: Store) -> None:
     name = emoji * (PRODUCT_NAME_UNITS // 2)
     url = "https://img.example/" + emoji * ((URL_UNITS - 20) // 2)
     store.create_request(request_id, [ProductRow(2, INT_MAX, name, (url,))], None, None)
-    assert store.record_failed(request_id, 0, emoji * 5000)
+    assert store.record_failed(request_id, 0, emoji * 5000).changed
     (image,) = store.list_images(request_id)
     assert (image.product_name, image.input_url, image.serial) == (name, url, INT_MAX)
     assert image.error is not None and utf16_units(image.error) == store_module.MAX_ERROR_CHARS
@@ -263,7 +263,7 @@ def test_threads_complete_images_concurrently(store: Store) -> None:
         for seq in range(40):  # every thread races for every image
             finished = store.record_done(request_id, seq, outcome(seq)) if seq % 3 else (
                 store.record_failed(request_id, seq, f"failed by {index}"))  # fmt: skip
-            if finished:
+            if finished.changed:
                 changed[index].append(seq)
         completions.append(store.complete_request(request_id))
 
@@ -311,7 +311,7 @@ request_id, total = sys.argv[2], int(sys.argv[3])
 changed = []
 for seq in range(total):
     result = ImageOutcome(f"https://out.example/{seq}", 1, 1, 1, 1, "JPEG", 50, 0, 0, 0)
-    if store.record_done(request_id, seq, result):
+    if store.record_done(request_id, seq, result).changed:
         changed.append(seq)
 print(json.dumps({"changed": changed, "completed": store.complete_request(request_id)}))
 """
@@ -347,7 +347,7 @@ def test_sqlite_lock_held_too_long_raises_transient_failure(tmp_path: Path) -> N
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert store.record_done(request_id, 0, outcome(0)) is True  # works again once the lock is gone
+    assert store.record_done(request_id, 0, outcome(0)).changed is True  # works again once the lock is gone
     store.close()
 
 
