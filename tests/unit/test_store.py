@@ -20,7 +20,7 @@ import pytest
 
 from shared import store as store_module
 from shared.errors import TransientFailure
-from shared.models import DeliveryAttempt, ImageOutcome, ImageStatus, ProductRow, RequestStatus
+from shared.models import DeliveryAttempt, ImageOutcome, ImageStatus, ProductRow, Recorded, RequestStatus
 from shared.settings import Secret, Settings
 from shared.sql_dialect import RetryPolicy, SQLiteDialect
 from shared.sql_limits import INT_MAX, PRODUCT_NAME_UNITS, URL_UNITS, utf16_units
@@ -202,6 +202,28 @@ def test_image_lifecycle(store: Store) -> None:
     assert failed.error is not None and 0 < len(failed.error) <= store_module.MAX_ERROR_CHARS
     record = store.get_request(request_id)
     assert record is not None and (record.done, record.failed) == (1, 1)
+
+
+def test_the_hot_path_answers_repeats_and_the_fanin_reseed_mark(store: Store) -> None:
+    """image_state says whether later slots repeat the image and whether the request's fan-in is
+    marked for a re-seed; record_* answer the mark from the transaction that recorded the image
+    (OUTPUT / RETURNING on the counts' update), whether or not this call changed the image."""
+    request_id = new_id()
+    repeated = ProductRow(line=2, serial=1, name="Mug", urls=("https://x.example/a", "https://x.example/b",
+                                                                "https://x.example/a"))  # fmt: skip
+    store.create_request(request_id, [repeated], None, None)
+    state = store.image_state(request_id, 0)
+    assert state is not None and state.has_repeats and not state.fanin_reseed and state.leader_seq is None
+    assert not store.image_state(request_id, 1).has_repeats  # type: ignore[union-attr]
+    assert store.image_state(request_id, 2).leader_seq == 0  # type: ignore[union-attr]
+    assert store.record_done(request_id, 1, outcome(1), has_repeats=False) == Recorded(True, False)
+    store.mark_fanin_reseed(request_id)
+    assert store.image_state(request_id, 1).fanin_reseed  # type: ignore[union-attr]
+    assert store.record_done(request_id, 0, outcome(0)) == Recorded(True, True)
+    assert store.record_failed(request_id, 0, "late") == Recorded(False, True)  # a redelivery reads it too
+    assert store.terminal_seqs(request_id) == {0, 1, 2}  # the repeat took its leader's outcome
+    record = store.get_request(request_id)
+    assert record is not None and (record.done, record.failed) == (3, 0)
 
 
 def test_complete_request_once_and_only_when_every_image_is_finished(store: Store) -> None:

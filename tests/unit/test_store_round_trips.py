@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from devtools import images
-from shared import process
+from shared import database, process
 from shared.container import Dependencies
 from shared.database import sqlite_connector
+from shared.errors import ConfigError
 from shared.memory import memory_dependencies
 from shared.models import ImageStatus, ProductRow
 from shared.settings import Settings
@@ -111,11 +112,28 @@ def test_a_leader_of_repeats_also_copies_to_them_and_reads_their_seqs(deps: Depe
     results = []
     sent = traced.during(lambda: results.append(process.process_image(deps, message(request_id, 0, urls[0], 3), 1)))
     # the leader's transaction also copies its outcome to its Pending repeats; their seqs are read to count them
-    assert sent == ["SELECT", "BEGIN", "UPDATE", "COMMIT", "BEGIN", "UPDATE", "UPDATE", "UPDATE", "COMMIT", "SELECT"], sent
+    leader = ["SELECT", "BEGIN", "UPDATE", "COMMIT", "BEGIN", "UPDATE", "UPDATE", "UPDATE", "COMMIT", "SELECT"]
+    assert sent == leader, sent
     assert results[0].notify == {"request_id": request_id}
 
 
-def test_the_reseed_mark_is_read_after_the_image_is_recorded(deps: Dependencies, monkeypatch) -> None:
+def recorded_reseeds(deps: Dependencies, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The ``reseed`` argument of every fan-in count from now on."""
+    reseeds: list[bool] = []
+    record = deps.completion.record
+
+    def recording(request_id: str, seq: int, total: int, seed: Callable[[], Iterable[int]], *,
+                  reseed: bool = False) -> bool:
+        reseeds.append(reseed)
+        return record(request_id, seq, total, seed, reseed=reseed)
+
+    monkeypatch.setattr(deps.completion, "record", recording)
+    return reseeds
+
+
+def test_the_reseed_mark_is_read_after_the_image_is_recorded(
+    deps: Dependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A Redis outage marked during this image's work (after its state was read) must reach its count:
     the mark is read in the transaction that records the image, not with the state before the work."""
     urls = ["https://x.example/a.jpg", "https://x.example/b.jpg"]
@@ -127,14 +145,34 @@ def test_the_reseed_mark_is_read_after_the_image_is_recorded(deps: Dependencies,
         return images.jpeg(64, 48)
 
     monkeypatch.setattr(process, "download", marked_while_downloading)
-    reseeds: list[bool] = []
-    record = deps.completion.record
-
-    def recording(request_id: str, seq: int, total: int, seed: Callable[[], Iterable[int]], *,
-                  reseed: bool = False) -> bool:
-        reseeds.append(reseed)
-        return record(request_id, seq, total, seed, reseed=reseed)
-
-    monkeypatch.setattr(deps.completion, "record", recording)
+    reseeds = recorded_reseeds(deps, monkeypatch)
     assert process.process_image(deps, message(request_id, 1, urls[1], 2), 1).outcome is process.Outcome.DONE
     assert reseeds == [True]
+
+
+def test_a_sqlite_without_returning_is_refused_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(database.sqlite3, "sqlite_version_info", (3, 34, 1))
+    with pytest.raises(ConfigError, match="SQLite .* too old: the store needs 3.35"):
+        sqlite_connector(tmp_path / "db.sqlite3")
+
+
+def test_an_image_cancelled_after_its_read_is_not_worked_and_reads_the_mark_again(
+    deps: Dependencies, traced: Traced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel race: the image was Pending when read, skipped before mark_started. It is not
+    worked, and its count re-reads the re-seed mark (the cancel set it after the first read)."""
+    urls = ["https://x.example/a.jpg", "https://x.example/b.jpg"]
+    request_id = create(deps, urls)
+    store = deps.store
+    mark_started = store.mark_started
+
+    def cancelled_first(request_id: str, seq: int) -> bool:
+        assert store.cancel_request(request_id)
+        store.mark_fanin_reseed(request_id)  # as shared.cancel does
+        return mark_started(request_id, seq)
+
+    monkeypatch.setattr(store, "mark_started", cancelled_first)
+    reseeds = recorded_reseeds(deps, monkeypatch)
+    result = process.process_image(deps, message(request_id, 0, urls[0], 2), 1)
+    assert result.outcome is process.Outcome.ALREADY and reseeds == [True]
+    assert store.image_status(request_id, 0) is ImageStatus.SKIPPED
