@@ -98,7 +98,8 @@ def test_a_range_past_the_limit_keeps_its_head_and_leaves_one_tail_in_resume_mod
     assert cut_at_window(whole, 200, 5) == (whole, None)
     assert cut_at_window(whole, 20, 5) == (FanoutRange("r", 0, 20), FanoutRange("r", 20, 120, resume=True))
     # A range starting just below the limit still sends its whole head.
-    assert cut_at_window(FanoutRange("r", 18, 120), 20, 5) == (FanoutRange("r", 18, 23), FanoutRange("r", 23, 120, True))
+    near = cut_at_window(FanoutRange("r", 18, 120), 20, 5)
+    assert near == (FanoutRange("r", 18, 23), FanoutRange("r", 23, 120, True))
 
 
 def test_a_range_message_round_trips_its_sighting_and_refuses_a_bad_one() -> None:
