@@ -201,7 +201,7 @@ class Settings:
     # Staged fan-out: image messages one invocation sends, and sub-ranges a range splits into.
     fanout_leaf_size: int = 100
     fanout_branching: int = 16
-    # A fan-out that marked no image for this long is restarted by the timer-triggered sweep.
+    # A fan-out that marked no image and finished none for this long is restarted by the timer sweep.
     fanout_stale_after_s: float = 300.0
     # Image messages a request may have ahead of its processing (handed out, not finished); 0 is
     # unlimited. Bounds one request's share of the FIFO image queue so later requests interleave.
