@@ -32,7 +32,9 @@ from typing import Any
 from bench.harness import OUT_DIR, BenchStack, bench_stack, environment, load_average, photos_dir, summary
 from bench.pipeline import photo_names
 
-DISABLE_PROCESSING = {"AzureWebJobs.process_queue.Disabled": "true"}
+# No processing, and no fan-out window: nothing finishes, so a window (FANOUT_WINDOW) would stop
+# the fan-out at the window. This measures the fan-out mechanism's throughput.
+DISABLE_PROCESSING = {"AzureWebJobs.process_queue.Disabled": "true", "FANOUT_WINDOW": "0"}
 RAW_CONCURRENCY = 32
 
 

@@ -31,7 +31,8 @@ class Dependencies:
     # Delayed copies of image messages for retries (an output binding cannot delay a message).
     image_queue: MessageQueue
     notify_queue: MessageQueue
-    # Written by the functions' output bindings, not by this code: held so that health checks it.
+    # Written mostly by the functions' output bindings; delayed sends of ranges waiting for their
+    # window (shared.fanout_window) go through this client. Health checks it too.
     fanout_queue: MessageQueue
     completion: CompletionCounter
     output: OutputStorage

@@ -201,8 +201,13 @@ class Settings:
     # Staged fan-out: image messages one invocation sends, and sub-ranges a range splits into.
     fanout_leaf_size: int = 100
     fanout_branching: int = 16
-    # A fan-out that marked no image for this long is restarted by the timer-triggered sweep.
+    # A fan-out that marked no image and finished none for this long is restarted by the timer sweep.
     fanout_stale_after_s: float = 300.0
+    # Image messages a request may have ahead of its processing (handed out, not finished); 0 is
+    # unlimited. Bounds one request's share of the FIFO image queue so later requests interleave.
+    # 10,000 outlasts scaled-out processing: 100 instances x (batchSize 16 + newBatchThreshold 8)
+    # in flight is 2,400, plus ~3 s of refill at that rate. local.settings.json sets 1,000 (Azurite).
+    fanout_window: int = 10_000
     # An Idempotency-Key names its upload for this long after the upload; later it starts a new request.
     idempotency_key_ttl_s: int = 24 * 3600
     # --- Azure (shared/credentials.py, shared/deploy_safety.py) ------------------------------
@@ -294,6 +299,7 @@ class Settings:
             fanout_leaf_size=_int(env, "FANOUT_LEAF_SIZE", _default("fanout_leaf_size"), minimum=1),
             fanout_branching=_int(env, "FANOUT_BRANCHING", _default("fanout_branching"), minimum=2),
             fanout_stale_after_s=_float(env, "FANOUT_STALE_AFTER_SECONDS", _default("fanout_stale_after_s")),
+            fanout_window=_int(env, "FANOUT_WINDOW", _default("fanout_window"), minimum=0),
             idempotency_key_ttl_s=_int(
                 env, "IDEMPOTENCY_KEY_TTL_SECONDS", _default("idempotency_key_ttl_s"), minimum=1
             ),

@@ -45,8 +45,8 @@ class FanoutRanges:
 
     def stalled_fanouts(self, older_than: datetime, limit: int = 100) -> list[tuple[str, int]]:
         """Requests (id, images) created before ``older_than`` whose fan-out is unfinished and has
-        marked no image since then, oldest first."""
+        marked no image and finished none since then, oldest first."""
         statement = self.dialect.select_first(limit, sql.STALLED_FANOUTS)
         cutoff = self.dialect.to_db(older_than)
-        rows = self._db.fetch_all(statement, (cutoff, cutoff))
+        rows = self._db.fetch_all(statement, (cutoff, cutoff, cutoff))
         return [(str(row["request_id"]).strip(), int(row["images"])) for row in rows]

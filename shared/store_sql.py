@@ -76,8 +76,11 @@ MARK_FANOUT_COMPLETE = (
     "UPDATE requests SET fanout_completed_at = ?, updated_at = ?"
     " WHERE request_id = CAST(? AS VARCHAR(36)) AND fanout_completed_at IS NULL"
 )
+# No image handed out and none finished (updated_at moves with every finished image) since the
+# cutoff: a fan-out waiting for its window (shared.fanout_window) still finishes images.
 STALLED_FANOUTS = (
     "r.request_id, r.images FROM requests r WHERE r.fanout_completed_at IS NULL AND r.created_at < ?"
+    " AND r.updated_at < ?"
     " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.request_id = r.request_id AND i.enqueued_at >= ?)"
     " ORDER BY r.created_at"
 )
