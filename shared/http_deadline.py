@@ -98,7 +98,7 @@ class _Watchdog:
     def add(self, scope: DeadlineScope, when: float) -> None:
         with self._wake:
             heapq.heappush(self._heap, (when, next(self._order), scope))
-            if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="http-deadline-watchdog", daemon=True)
                 self._thread.start()
             elif self._heap[0][2] is scope:  # earlier than what the thread sleeps towards
@@ -114,6 +114,15 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog()
+
+
+def _new_watchdog_after_fork() -> None:
+    """A forked child has no watchdog thread, and the parent's lock may have been held at the fork."""
+    global _watchdog
+    _watchdog = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_new_watchdog_after_fork)
 
 
 def _shut(sock: socket.socket) -> None:

@@ -43,3 +43,22 @@ def test_a_deadline_closed_in_time_never_expires() -> None:
         assert later.expired and not scope.expired
         ours.sendall(b"x")  # still connected: the closed scope did not shut it down
         assert theirs.recv(1) == b"x"
+
+
+def test_a_forked_child_gets_a_watchdog_of_its_own() -> None:
+    """The parent's thread does not exist in a child: deadlines there must still cut sockets."""
+    import multiprocessing
+
+    with total_deadline(60.0):  # the parent's watchdog is running
+        pass
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        assert pool.apply(_child_deadline_cuts_a_socket) is True
+
+
+def _child_deadline_cuts_a_socket() -> bool:
+    ours, theirs = socket.socketpair()
+    with ours, theirs, total_deadline(0.1) as scope:
+        scope.watch(ours)
+        ours.settimeout(30.0)
+        return ours.recv(1) == b"" and scope.expired
