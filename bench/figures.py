@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import report, targets
+from bench import limit_job, queue_costs, report, targets
 from bench.harness import OUT_DIR, REPO_ROOT
 
 
@@ -94,6 +94,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "bombs": _bombs,
     "csv_shapes": _csv_shapes,
     "targets": _targets,
+    "queue_costs": queue_costs.markdown,
+    "limit_job": limit_job.markdown,
 }
 
 PLOTS = {

@@ -11,7 +11,8 @@ Where the time goes (per image): the pipeline's own timings from the images tabl
 process_ms, store_ms; started_at..finished_at), the host's invocation durations from its log, and
 three costs the pipeline does not time itself, measured on the same servers right after the
 job: a queue receive (32 a page) + delete per message on Azurite, the store's calls per image on
-SQLite (image_status, mark_started, record_done), and the Redis fan-in script.
+SQLite (image_state, mark_started, record_done: all a normal image sends), and the Redis
+fan-in script.
 
 Usage: ``python -m bench.pipeline --count 1000 --workers 2 --repeats 2``.
 """
@@ -166,14 +167,29 @@ def queue_cost(stack: BenchStack, messages: int = 512) -> dict[str, float]:
 
 
 def store_and_redis_cost(stack: BenchStack, images: int = 300) -> dict[str, float]:
-    """The store's three calls per image and the fan-in script, timed directly on the same servers."""
+    """The store's calls per image (the hot path of ``process_image``) and the fan-in script,
+    timed directly on the same servers; also the statements per image SQLite ran."""
     import redis
 
+    from shared.database import sqlite_connector
     from shared.fanin import CompletionTracker
     from shared.models import ImageOutcome, ProductRow
     from shared.store import Store
 
-    store = Store.for_sqlite(Path(stack.app.env["SQLITE_PATH"]).with_name("bench-micro.sqlite3"))
+    statements = 0
+
+    def count(_: str) -> None:
+        nonlocal statements
+        statements += 1
+
+    connect, dialect = sqlite_connector(Path(stack.app.env["SQLITE_PATH"]).with_name("bench-micro.sqlite3"))
+
+    def traced_connect() -> Any:
+        connection = connect()
+        connection.set_trace_callback(count)  # type: ignore[attr-defined]
+        return connection
+
+    store = Store(traced_connect, dialect)
     store.ensure_schema()
     request_id = str(uuid.uuid4())
     products = [ProductRow(i + 2, i + 1, f"SKU{i}", (f"http://127.0.0.1/{i}.jpg",)) for i in range(images)]
@@ -190,24 +206,28 @@ def store_and_redis_cost(stack: BenchStack, images: int = 300) -> dict[str, floa
         process_ms=1,
         store_ms=1,
     )
-    timings: dict[str, float] = {"image_status": 0.0, "mark_started": 0.0, "record_done": 0.0, "redis_fanin": 0.0}
+    timings: dict[str, float] = {"image_state": 0.0, "mark_started": 0.0, "record_done": 0.0, "redis_fanin": 0.0}
     tracker = CompletionTracker(redis.Redis.from_url(stack.redis.url), 3600)
+    statements = 0
     for seq in range(images):
         t0 = time.perf_counter()
-        store.image_status(request_id, seq)
+        state = store.image_state(request_id, seq)
         t1 = time.perf_counter()
         store.mark_started(request_id, seq)
         t2 = time.perf_counter()
-        store.record_done(request_id, seq, outcome)
+        recorded = store.record_done(request_id, seq, outcome, has_repeats=state is not None and state.has_repeats)
         t3 = time.perf_counter()
-        tracker.record(request_id, seq, images, seed=lambda: store.terminal_seqs(request_id))
+        tracker.record(request_id, seq, images, seed=lambda: store.terminal_seqs(request_id),
+                       reseed=recorded.fanin_reseed)  # fmt: skip
         t4 = time.perf_counter()
-        timings["image_status"] += t1 - t0
+        timings["image_state"] += t1 - t0
         timings["mark_started"] += t2 - t1
         timings["record_done"] += t3 - t2
         timings["redis_fanin"] += t4 - t3
     store.close()
-    return {name: round(total * 1000 / images, 3) for name, total in timings.items()}
+    costs = {name: round(total * 1000 / images, 3) for name, total in timings.items()}
+    costs["statements"] = round(statements / images, 2)  # BEGIN and COMMIT included; the seed's read once
+    return costs
 
 
 def breakdown(
@@ -249,10 +269,11 @@ def breakdown(
     result["unloaded costs (measured separately, same servers)"] = {
         "queue receive per message_ms": queue["receive_ms_per_message"],
         "queue delete_ms": queue["delete_ms"],
-        "store image_status_ms": micro["image_status"],
+        "store image_state_ms": micro["image_state"],
         "store mark_started_ms": micro["mark_started"],
         "store record_done_ms": micro["record_done"],
         "redis fan-in_ms": micro["redis_fanin"],
+        "store statements per image (SQLite)": micro["statements"],
     }
     return result
 

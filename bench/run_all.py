@@ -2,15 +2,17 @@
 
 Runs, each as its own process (a failure is reported and the others still run): the kernel
 ceiling, the pipeline (which reads the kernel's result of this run for its ratio), fan-out,
-scaling, memory, the decode bombs, the CSV shapes, issue 9's targets (with their own kernel run;
-they adopt their result and docs/fanout_timeline.png except in ``--quick``); then ``bench.report``.
+scaling, memory, the decode bombs, the CSV shapes, the queue costs, issue 9's targets (with their
+own kernel run; they adopt their result and docs/fanout_timeline.png except in ``--quick``); then
+``bench.report``.
 Last, every result this run produced is adopted as the committed figures: copied to
 ``docs/figures/bench_NAME.json`` and rendered into BENCHMARKS.md's generated blocks
 (``bench.figures``; ``--no-figures`` leaves them alone), ready to commit with the JSON.
 Sized to finish in about 12 minutes on a quiet 2-core machine, photo generation included;
 ``--quick`` shrinks every size for a smoke run (~3 minutes), ``--full`` runs the job-size series
 on 2 MP photos instead of 0.5 MP (about 4 minutes more) and the 10,000 x 20 limit case of the
-targets (202 and fan-out only, processing disabled).
+targets (202 and fan-out only, processing disabled), then that CSV processed end to end with tiny
+images (``bench.limit_job``, about half an hour).
 
 Usage: ``python -m bench.run_all [--quick | --full] [--only NAMES] [--no-figures]``.
 """
@@ -38,6 +40,7 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
             ("memory", ["--photos", "8", "--threads", "8", "--skip-csv"]),
             ("bombs", ["--repeats", "1"]),
             ("csv_shapes", ["--repeats", "1"]),
+            ("queue_costs", ["--ops", "100", "--backlogs", "100,200,1000,5000"]),
             ("targets", ["--count", "60", "--concurrent", "2x30", "--big", "1000", "--repeats", "1", "--no-write"]),
             ("report", []),
         ]
@@ -61,11 +64,13 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
         ("memory", ["--photos", "32", "--threads", "8,2"]),
         ("bombs", ["--repeats", "3"]),
         ("csv_shapes", ["--repeats", "2"]),
+        ("queue_costs", []),
         (
             "targets",
             ["--count", "200", "--concurrent", "4x50", "--big", "5000", "--repeats", "2"]
             + (["--limit"] if full else []),
         ),
+        *([("limit_job", [])] if full else []),
         ("report", []),
     ]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.credentials import sql_token_attributes
-from shared.errors import TransientFailure
+from shared.errors import ConfigError, TransientFailure
 from shared.sql_dialect import (
     SQLSERVER_RETRY_BUDGET_S,
     SQLSERVER_STATEMENT_TIMEOUT_S,
@@ -52,9 +52,14 @@ SQLSERVER_LOGIN_TIMEOUT_S = 15
 Connector = tuple[Callable[[], DBAPIConnection], Dialect]
 
 
+SQLITE_MIN_VERSION = (3, 35)  # UPDATE ... RETURNING (the store's per-image record)
+
+
 def sqlite_connector(
     path: Path, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S, retry_policy: RetryPolicy | None = None
 ) -> Connector:
+    if sqlite3.sqlite_version_info < SQLITE_MIN_VERSION:
+        raise ConfigError(f"SQLite {sqlite3.sqlite_version} is too old: the store needs 3.35 or newer (RETURNING)")
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def connect() -> DBAPIConnection:

@@ -67,6 +67,18 @@ class ImageState:
     status: ImageStatus
     leader_seq: int | None  # set when the slot's URL repeats an earlier slot's: the leader works for it
     options: CompressionOptions
+    has_repeats: bool = False  # later slots repeat this one's URL: it works and counts for them
+    # The request's fan-in count must be re-seeded; only good for an image already terminal when
+    # read (see ``process._count_completion``).
+    fanin_reseed: bool = False
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording an image's outcome did, read in the transaction that recorded it."""
+
+    changed: bool  # this call finished the image (False: it was terminal already)
+    fanin_reseed: bool  # the request's fan-in count must be re-seeded, as read after the image was terminal
 
 
 @dataclass(frozen=True)

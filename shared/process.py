@@ -20,14 +20,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from shared.container import Dependencies
 from shared.errors import MAX_ERROR_CHARS, MalformedMessage, PermanentFailure, TransientFailure
 from shared.imaging import compress_image
-from shared.models import ImageOutcome, ImageTask
+from shared.models import ImageOutcome, ImageState, ImageTask, Recorded
 from shared.options import CompressionOptions
 from shared.outbound import download
 from shared.queues import decode
@@ -86,60 +86,77 @@ def process_image(deps: Dependencies, body: str, dequeue_count: int) -> ProcessR
         # The leader's invocation works for this slot and counts it; counting it here as well
         # could make a second invocation fire (the one whose count completed the set is its seq).
         return ProcessResult(Outcome.ALIAS, None)
-    # mark_started fails when the image stopped being Pending since the read (a cancel skipped it).
-    if state.status.terminal or not store.mark_started(task.request_id, task.seq):
-        outcome = Outcome.ALREADY
+    if state.status.terminal:
+        # Terminal before the read, so the read's re-seed mark is as late as the rule needs.
+        outcome, reseed = Outcome.ALREADY, state.fanin_reseed
+    elif not store.mark_started(task.request_id, task.seq):
+        # It stopped being Pending since the read (a cancel skipped it, or a racing worker
+        # finished it): read the mark again, now that it is terminal.
+        outcome, reseed = Outcome.ALREADY, store.fanin_reseed_needed(task.request_id)
     else:
-        outcome = _work(deps, task, body, dequeue_count, state.options)
-        if outcome is Outcome.RETRYING:  # still Pending: nothing to count yet
+        outcome, recorded = _work(deps, task, body, dequeue_count, state)
+        if recorded is None:  # retrying: still Pending, nothing to count yet
             return ProcessResult(outcome, None)
-    slots = [task.seq, *store.alias_seqs(task.request_id, task.seq)]  # a leader counts its repeats too
-    fires = False
-    for seq in slots:  # every one, even after one fired: each slot must be in the count
-        fires = _count_completion(deps, replace(task, seq=seq)) or fires
+        reseed = recorded.fanin_reseed  # read in the transaction that recorded the image
+    # A leader counts its repeats too; only a leader that has some reads their seqs.
+    slots = [task.seq, *store.alias_seqs(task.request_id, task.seq)] if state.has_repeats else [task.seq]
+    fires = _count_completion(deps, task, slots, reseed)
     if fires:
         logger.info("request %s: last image finished, notifying", task.request_id)
     return ProcessResult(outcome, {"request_id": task.request_id} if fires else None)
 
 
-def _count_completion(deps: Dependencies, task: ImageTask) -> bool:
-    """Whether this image completed its request: Redis counts; the database answers if Redis is down.
+def _count_completion(deps: Dependencies, task: ImageTask, slots: list[int], reseed: bool) -> bool:
+    """Whether these slots completed their request: Redis counts; the database answers if Redis is down.
 
     Images finished during an outage are missing from Redis's set even when Redis kept its keys,
     so the fallback first marks the request for a re-seed (then counts in the database); every
     later count of that request re-seeds the set from the database. Marking before counting
     closes the race: an image recorded after the mark sees it, one recorded before is counted.
+    So ``reseed`` must be the mark as read after this image became terminal: read in the
+    transaction that recorded it (``Recorded.fanin_reseed``, under the request row's write lock,
+    which the mark's update also takes), or by a read that found it already terminal. Reading it
+    before the image is recorded would not do: a mark and a database count falling between that
+    read and the record would each miss the other's image, and the request would never complete.
     The fallback may fire more than once; the notify handles duplicates.
     """
     store = deps.store
-    try:
-        return deps.completion.record(
-            task.request_id, task.seq, task.total,
-            seed=lambda: store.terminal_seqs(task.request_id),
-            reseed=store.fanin_reseed_needed(task.request_id),
-        )
-    except TransientFailure:
-        logger.warning("Redis unavailable: counting request %s in the database", task.request_id, exc_info=True)
-        store.mark_fanin_reseed(task.request_id)
-        record = store.get_request(task.request_id)
-        return record is not None and record.finished_images >= record.images
+    fires = False
+    for seq in slots:  # every one, even after one fired: each slot must be in the count
+        try:
+            fires = deps.completion.record(
+                task.request_id, seq, task.total,
+                seed=lambda: store.terminal_seqs(task.request_id),
+                reseed=reseed,
+            ) or fires  # fmt: skip
+        except TransientFailure:
+            logger.warning("Redis unavailable: counting request %s in the database", task.request_id, exc_info=True)
+            store.mark_fanin_reseed(task.request_id)
+            reseed = True  # the mark is never cleared: later slots re-seed, as any later count does
+            record = store.get_request(task.request_id)
+            fires = (record is not None and record.finished_images >= record.images) or fires
+    return fires
 
 
-def _work(deps: Dependencies, task: ImageTask, body: str, dequeue_count: int, options: CompressionOptions) -> Outcome:
+def _work(
+    deps: Dependencies, task: ImageTask, body: str, dequeue_count: int, state: ImageState
+) -> tuple[Outcome, Recorded | None]:
+    """Compress and record the image; the ``Recorded`` is None while a delayed retry is pending."""
     store = deps.store
     try:
-        outcome = compress_and_store(deps, task, options)
+        outcome = compress_and_store(deps, task, state.options)
     except PermanentFailure as exc:
-        store.record_failed(task.request_id, task.seq, _reason(exc))
+        recorded = store.record_failed(task.request_id, task.seq, _reason(exc), has_repeats=state.has_repeats)
         logger.info("image %s/%d failed: %s", task.request_id, task.seq, _reason(exc))
-        return Outcome.FAILED
+        return Outcome.FAILED, recorded
     except Exception as exc:
-        return _retry_later(deps, task, body, dequeue_count, exc)
-    store.record_done(task.request_id, task.seq, outcome)
-    return Outcome.DONE
+        return _retry_later(deps, task, body, dequeue_count, exc, state.has_repeats)
+    return Outcome.DONE, store.record_done(task.request_id, task.seq, outcome, has_repeats=state.has_repeats)
 
 
-def _retry_later(deps: Dependencies, task: ImageTask, body: str, dequeue_count: int, exc: Exception) -> Outcome:
+def _retry_later(
+    deps: Dependencies, task: ImageTask, body: str, dequeue_count: int, exc: Exception, has_repeats: bool
+) -> tuple[Outcome, Recorded | None]:
     """Send a delayed copy of the message for the next attempt, or record Failed when none is left.
 
     The copy is sent before this invocation returns, so the host deletes the original only once
@@ -150,7 +167,7 @@ def _retry_later(deps: Dependencies, task: ImageTask, body: str, dequeue_count: 
     reason = _reason(exc)
     delay_s = schedule.delay_after(task.retry)
     if delay_s is None:
-        return _give_up(deps, task, f"gave up after {task.retry + 1} attempts: {reason}", exc)
+        return _give_up(deps, task, f"gave up after {task.retry + 1} attempts: {reason}", exc, has_repeats)
     retry_at = datetime.now(UTC) + timedelta(seconds=delay_s)
     deps.store.note_retry(task.request_id, task.seq, reason, retry_at)
     try:
@@ -160,18 +177,20 @@ def _retry_later(deps: Dependencies, task: ImageTask, body: str, dequeue_count: 
         if dequeue_count < deps.settings.max_dequeue_count:
             raise
         return _give_up(deps, task, f"gave up after {dequeue_count} attempts, no retry could be queued: {reason}",
-                        exc)  # fmt: skip
+                        exc, has_repeats)  # fmt: skip
     logger.info(
         "image %s/%d failed transiently (%s): attempt %d of %d in %gs",
         task.request_id, task.seq, reason, task.retry + 2, schedule.attempts, delay_s,
     )  # fmt: skip
-    return Outcome.RETRYING
+    return Outcome.RETRYING, None
 
 
-def _give_up(deps: Dependencies, task: ImageTask, reason: str, exc: Exception) -> Outcome:
-    deps.store.record_failed(task.request_id, task.seq, reason)
+def _give_up(
+    deps: Dependencies, task: ImageTask, reason: str, exc: Exception, has_repeats: bool
+) -> tuple[Outcome, Recorded | None]:
+    recorded = deps.store.record_failed(task.request_id, task.seq, reason, has_repeats=has_repeats)
     logger.warning("image %s/%d %s", task.request_id, task.seq, reason, exc_info=exc)
-    return Outcome.FAILED
+    return Outcome.FAILED, recorded
 
 
 def compress_and_store(deps: Dependencies, task: ImageTask, options: CompressionOptions | None = None) -> ImageOutcome:

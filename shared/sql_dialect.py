@@ -124,6 +124,11 @@ class Dialect:
         """``SELECT`` the first ``limit`` rows; ``rest`` is the query after the word SELECT."""
         raise NotImplementedError
 
+    def returning(self, update: str, column: str) -> str:
+        """``update`` (an UPDATE with ``{output}`` before WHERE, ``{returning}`` at the end) that also
+        answers ``column`` of each changed row as updated: one statement, one round trip."""
+        raise NotImplementedError
+
     def to_db(self, moment: datetime | None) -> Any:
         raise NotImplementedError
 
@@ -174,6 +179,9 @@ class SQLiteDialect(Dialect):
 
     def select_first(self, limit: int, rest: str) -> str:
         return f"SELECT {rest} LIMIT {int(limit)}"
+
+    def returning(self, update: str, column: str) -> str:
+        return update.format(output="", returning=f" RETURNING {column}")  # SQLite 3.35+
 
     def to_db(self, moment: datetime | None) -> Any:
         # Fixed-width text, so comparisons in SQL order the same as the instants.
@@ -277,6 +285,9 @@ class TSQLDialect(Dialect):
 
     def select_first(self, limit: int, rest: str) -> str:
         return f"SELECT TOP ({int(limit)}) {rest}"
+
+    def returning(self, update: str, column: str) -> str:
+        return update.format(output=f" OUTPUT inserted.{column}", returning="")
 
     def to_db(self, moment: datetime | None) -> Any:
         return None if moment is None else _to_utc_naive(moment)

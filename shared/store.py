@@ -1,8 +1,13 @@
 """The database: requests, their products and images, and webhook delivery attempts.
 
 One ``Store`` works over any DB-API connection factory plus a ``Dialect`` (SQLite by default,
-SQL Server through pyodbc in production). The SQL here is generic with ``?`` parameters; what
-differs between the two lives in ``shared.sql_dialect``.
+SQL Server through pyodbc in production). The SQL (``shared.store_sql``) is generic with ``?``
+parameters; what differs between the two lives in ``shared.sql_dialect``.
+
+This module builds the store and keeps requests (create, look up, complete); each other concern
+is a mixin of its own: ``store_images`` (the per-image hot path: state, start, outcome),
+``store_fanout`` (the staged fan-out's ranges and marks), ``store_features`` (options, repeated
+URLs, cancel) and ``store_deliveries`` (webhook claims).
 
 Concurrency: connections, transactions and retries of transient errors are ``shared.database``'s.
 State changes are conditional updates, so a redelivered message or a racing worker cannot finish
@@ -26,10 +31,6 @@ from shared.database import SQLITE_BUSY_TIMEOUT_S, Database, rows_of, sqlite_con
 from shared.errors import MAX_ERROR_CHARS, DuplicateRequest
 from shared.idempotency import KeyedRequest
 from shared.models import (
-    ImageOutcome,
-    ImageRecord,
-    ImageStatus,
-    ImageTask,
     ProductRow,
     RequestRecord,
     RequestStatus,
@@ -45,9 +46,10 @@ from shared.sql_dialect import (
     RetryPolicy,
     SQLiteDialect,
 )
-from shared.sql_limits import truncate_utf16
 from shared.store_deliveries import DeliveryRecords, first_row
+from shared.store_fanout import FanoutRanges
 from shared.store_features import RequestFeatures, aliases_of
+from shared.store_images import ImageRecords
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-class Store(DeliveryRecords, RequestFeatures):
+class Store(ImageRecords, FanoutRanges, DeliveryRecords, RequestFeatures):
     """The database of imgpipe; safe to share between threads (one connection each)."""
 
     def __init__(self, connect: Callable[[], DBAPIConnection], dialect: Dialect) -> None:
@@ -252,35 +254,6 @@ class Store(DeliveryRecords, RequestFeatures):
             repeats=int(row["repeated_images"]),
         )
 
-    def pending_tasks(self, request_id: str, start: int, end: int, *, unmarked_only: bool = False) -> list[ImageTask]:
-        """The Pending images with ``start <= seq < end`` (only those never enqueued, if asked)."""
-        statement = sql.SELECT_PENDING_RANGE.format(sql.UNMARKED_ONLY if unmarked_only else "")
-        rows = self._fetch_all(statement, (request_id, start, end))
-        return [ImageTask(request_id, int(r["seq"]), str(r["input_url"]), int(r["total"])) for r in rows]
-
-    def mark_enqueued_range(self, request_id: str, start: int, end: int) -> None:
-        """Note when the images ``start <= seq < end`` were first handed to the image queue."""
-        self._update(sql.MARK_ENQUEUED_RANGE, (self.dialect.to_db(_now()), request_id, start, end))
-
-    def mark_fanout_complete_if_done(self, request_id: str) -> bool:
-        """Mark the fan-out complete once no image is left unmarked; True if this call marked it.
-
-        Run after the caller's own marks are committed, so of several racing fan-out invocations
-        the one committing last sees every mark.
-        """
-        if self._fetch_all(self.dialect.select_first(1, sql.ANY_UNENQUEUED), (request_id,)):
-            return False
-        now = self.dialect.to_db(_now())
-        return self._update(sql.MARK_FANOUT_COMPLETE, (now, now, request_id))
-
-    def stalled_fanouts(self, older_than: datetime, limit: int = 100) -> list[tuple[str, int]]:
-        """Requests (id, images) created before ``older_than`` whose fan-out is unfinished and has
-        marked no image since then, oldest first."""
-        statement = self.dialect.select_first(limit, sql.STALLED_FANOUTS)
-        cutoff = self.dialect.to_db(older_than)
-        rows = self._fetch_all(statement, (cutoff, cutoff))
-        return [(str(row["request_id"]).strip(), int(row["images"])) for row in rows]
-
     def complete_request(self, request_id: str) -> bool:
         """Mark the request Completed; True for exactly one caller, and only once no image is Pending."""
         now = self.dialect.to_db(_now())
@@ -299,88 +272,3 @@ class Store(DeliveryRecords, RequestFeatures):
     def fanin_reseed_needed(self, request_id: str) -> bool:
         row = first_row(self._fetch_all(sql.SELECT_FANIN_RESEED, (request_id,)))
         return row is not None and row["fanin_reseed_at"] is not None
-
-    # -- images --------------------------------------------------------------------------------------
-
-    def image_status(self, request_id: str, seq: int) -> ImageStatus | None:
-        row = first_row(self._fetch_all(sql.SELECT_IMAGE_STATUS, (request_id, seq)))
-        return ImageStatus(row["status"]) if row else None
-
-    def mark_started(self, request_id: str, seq: int) -> bool:
-        """Note an attempt on a Pending image; False if it is no longer Pending (e.g. skipped by a cancel)."""
-        return self._update(sql.MARK_STARTED, (self.dialect.to_db(_now()), request_id, seq))
-
-    def _finish_image(
-        self, statement: str, params: Sequence[Any], request_id: str, seq: int, now: Any, status: ImageStatus,
-        copy_to_aliases: tuple[str, Sequence[Any]],
-    ) -> bool:
-        def work(cursor: DBAPICursor) -> bool:
-            cursor.execute(statement, params)
-            if cursor.rowcount <= 0:
-                return False  # already terminal: a redelivery or a racing worker finished it
-            cursor.execute(*copy_to_aliases)  # slots repeating this URL share its outcome
-            slots = 1 + max(cursor.rowcount, 0)
-            done, failed = (slots, 0) if status is ImageStatus.DONE else (0, slots)
-            cursor.execute(sql.COUNT_FINISHED_IMAGE, (done, failed, now, request_id))
-            return True
-
-        def finished_by_this_call(cursor: DBAPICursor) -> bool | None:
-            cursor.execute(sql.SELECT_IMAGE_STATUS, (request_id, seq))
-            row = first_row(rows_of(cursor))
-            ours = row is not None and row["status"] == status.value and self._same_instant(row["finished_at"], now)
-            return True if ours else None
-
-        return self._run(work, write=True, committed=finished_by_this_call)
-
-    def record_done(self, request_id: str, seq: int, outcome: ImageOutcome) -> bool:
-        """Record a compressed image if it is still Pending; True if this call changed it."""
-        now = self.dialect.to_db(_now())
-        o = outcome
-        params = (o.output_url, o.bytes_in, o.bytes_out, o.width, o.height, o.format, o.quality,
-                  o.download_ms, o.process_ms, o.store_ms, now, request_id, seq)  # fmt: skip
-        aliases = (o.output_url, o.bytes_in, o.bytes_out, o.width, o.height, o.format, o.quality, now,
-                   request_id, request_id, seq)  # fmt: skip
-        return self._finish_image(sql.RECORD_DONE, params, request_id, seq, now, ImageStatus.DONE,
-                                  (sql.COPY_DONE_TO_ALIASES, aliases))
-
-    def record_failed(self, request_id: str, seq: int, error: str) -> bool:
-        """Record a failed image if it is still Pending; True if this call changed it."""
-        now = self.dialect.to_db(_now())
-        error = truncate_utf16(error, MAX_ERROR_CHARS)
-        params = (error, now, request_id, seq)
-        return self._finish_image(sql.RECORD_FAILED, params, request_id, seq, now, ImageStatus.FAILED,
-                                  (sql.COPY_FAILED_TO_ALIASES, (error, now, request_id, request_id, seq)))
-
-    def note_retry(self, request_id: str, seq: int, error: str, retry_at: datetime) -> bool:
-        """Keep the last error of a still-Pending image and when its delayed retry is due."""
-        params = (truncate_utf16(error, MAX_ERROR_CHARS), self.dialect.to_db(retry_at), request_id, seq)
-        return self._update(sql.NOTE_RETRY, params)
-
-    def terminal_seqs(self, request_id: str) -> set[int]:
-        return {int(row["seq"]) for row in self._fetch_all(sql.SELECT_TERMINAL, (request_id,))}
-
-    def list_images(self, request_id: str) -> list[ImageRecord]:
-        from_db = self.dialect.from_db
-        return [
-            ImageRecord(
-                request_id=request_id,
-                seq=int(r["seq"]),
-                serial=int(r["serial"]),
-                product_name=r["product_name"],
-                url_index=int(r["url_index"]),
-                input_url=r["input_url"],
-                status=ImageStatus(r["status"]),
-                output_url=r["output_url"],
-                error=r["error"],
-                bytes_in=r["bytes_in"],
-                bytes_out=r["bytes_out"],
-                width=r["width"],
-                height=r["height"],
-                attempts=int(r["attempts"]),
-                enqueued_at=from_db(r["enqueued_at"]),
-                started_at=from_db(r["started_at"]),
-                finished_at=from_db(r["finished_at"]),
-                retry_at=from_db(r["next_attempt_at"]),
-            )
-            for r in self._fetch_all(sql.SELECT_IMAGES, (request_id,))
-        ]

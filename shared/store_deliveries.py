@@ -24,6 +24,11 @@ def first_row(rows: list[Row]) -> Row | None:
     return rows[0] if rows else None
 
 
+def same_instant(dialect: Dialect, stored: Any, sent: Any) -> bool:
+    """Whether a stored timestamp is the one this call sent (how a write recognises its own commit)."""
+    return stored is not None and dialect.from_db(stored) == dialect.from_db(sent)
+
+
 class DeliveryRecords:
     """Webhook delivery attempts, one row per (request, attempt number)."""
 
@@ -31,8 +36,7 @@ class DeliveryRecords:
     _db: Database
 
     def _same_instant(self, stored: Any, sent: Any) -> bool:
-        return stored is not None and self.dialect.from_db(stored) == self.dialect.from_db(sent)
-
+        return same_instant(self.dialect, stored, sent)
 
     def record_delivery_attempt(self, attempt: DeliveryAttempt) -> bool:
         """Record (or claim) one attempt; True if this call inserted it, False if the number was taken.

@@ -4,7 +4,7 @@ A mixin of ``shared.store.Store`` like ``shared.store_deliveries``: it uses the 
 transaction helpers and dialect. The statements are in ``shared.store_sql``; the tables and
 columns come from migration 0006. What else these features change (an alias takes its leader's
 outcome in the leader's transaction; the counts) is in ``Store.create_request`` and
-``Store._finish_image``.
+``shared.store_images``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from shared import store_sql as sql
 from shared.database import Database
-from shared.models import ImageState, ImageStatus, ProductRow
+from shared.models import ProductRow
 from shared.options import CompressionOptions, options_from_row
 from shared.sql_dialect import DBAPICursor, Dialect
 from shared.store_deliveries import first_row
@@ -39,15 +39,6 @@ class RequestFeatures:
 
     dialect: Dialect
     _db: Database
-
-    def image_state(self, request_id: str, seq: int) -> ImageState | None:
-        """The image's status, its leader if its URL repeats an earlier slot, and the request's options."""
-        row = first_row(self._db.fetch_all(sql.SELECT_IMAGE_STATE, (request_id, seq)))
-        if row is None:
-            return None
-        leader = int(row["leader_seq"]) if row["leader_seq"] is not None else None
-        options = options_from_row(row["quality"], row["size_target"], row["format"], row["max_dimension"])
-        return ImageState(ImageStatus(row["status"]), leader, options)
 
     def request_options(self, request_id: str) -> CompressionOptions:
         row = first_row(self._db.fetch_all(sql.SELECT_OPTIONS, (request_id,)))

@@ -99,11 +99,13 @@ NOTE_RETRY = (
     "UPDATE images SET error = ?, next_attempt_at = ?"
     " WHERE request_id = CAST(? AS VARCHAR(36)) AND seq = ? AND status = 'Pending'"
 )
-# Run in the same transaction as the image's change of status, so the counts are exact.
+# Run in the same transaction as the image's change of status, so the counts are exact. It also
+# answers the request's fan-in re-seed mark (``Dialect.returning``: OUTPUT / RETURNING), read
+# under the row's write lock after the image was recorded, in the same round trip.
 COUNT_FINISHED_IMAGE = (
     "UPDATE requests SET status = CASE WHEN status = 'Pending' THEN 'Processing' ELSE status END,"
-    " done_images = done_images + ?, failed_images = failed_images + ?, updated_at = ?"
-    " WHERE request_id = CAST(? AS VARCHAR(36))"
+    " done_images = done_images + ?, failed_images = failed_images + ?, updated_at = ?{output}"
+    " WHERE request_id = CAST(? AS VARCHAR(36)){returning}"
 )
 SELECT_TERMINAL = "SELECT seq FROM images WHERE request_id = CAST(? AS VARCHAR(36)) AND status <> 'Pending'"
 COMPLETE_REQUEST = (
@@ -160,8 +162,13 @@ SELECT_OPTIONS = (
     " WHERE request_id = CAST(? AS VARCHAR(36))"
 )
 INSERT_ALIAS = "INSERT INTO image_aliases (request_id, seq, leader_seq) VALUES (?, ?, ?)"
+# Everything processing one image message reads, in one statement: has_repeats is a seek on
+# IX_image_aliases_leader; the re-seed mark is only used when the image is already terminal.
 SELECT_IMAGE_STATE = (
-    "SELECT i.status, a.leader_seq, o.quality, o.size_target, o.format, o.max_dimension FROM images i"
+    "SELECT i.status, a.leader_seq, o.quality, o.size_target, o.format, o.max_dimension, r.fanin_reseed_at,"
+    " CASE WHEN EXISTS (SELECT 1 FROM image_aliases x WHERE x.request_id = i.request_id"
+    " AND x.leader_seq = i.seq) THEN 1 ELSE 0 END AS has_repeats"
+    " FROM images i JOIN requests r ON r.request_id = i.request_id"
     " LEFT JOIN image_aliases a ON a.request_id = i.request_id AND a.seq = i.seq"
     " LEFT JOIN request_options o ON o.request_id = i.request_id"
     " WHERE i.request_id = CAST(? AS VARCHAR(36)) AND i.seq = ?"

@@ -130,7 +130,7 @@ def test_several_stores_complete_one_request_concurrently(sqlserver_connection_s
     def worker(store: Store, index: int) -> None:
         barrier.wait()
         for seq in range(100):
-            if store.record_done(request_id, seq, generic.outcome(seq)):
+            if store.record_done(request_id, seq, generic.outcome(seq)).changed:
                 changed.append(seq)
         completions.append(store.complete_request(request_id))
         claims.append(store.record_delivery_attempt(DeliveryAttempt(
@@ -153,6 +153,7 @@ def test_several_stores_complete_one_request_concurrently(sqlserver_connection_s
 
 HOT = {
     "SELECT_REQUEST": sql.SELECT_REQUEST, "SELECT_IMAGE_STATUS": sql.SELECT_IMAGE_STATUS,
+    "SELECT_IMAGE_STATE": sql.SELECT_IMAGE_STATE,
     "MARK_STARTED": sql.MARK_STARTED, "RECORD_DONE": sql.RECORD_DONE, "RECORD_FAILED": sql.RECORD_FAILED,
     "COUNT_FINISHED_IMAGE": sql.COUNT_FINISHED_IMAGE, "COMPLETE_REQUEST": sql.COMPLETE_REQUEST,
     "SELECT_TERMINAL": sql.SELECT_TERMINAL, "SELECT_PENDING_RANGE": sql.SELECT_PENDING_RANGE,
@@ -194,6 +195,7 @@ def test_hot_statements_seek_without_converting_a_column(sqlserver_connection_st
     store.mark_enqueued_range(target, 0, 100)
     store.mark_fanout_complete_if_done(target)
     store.image_status(target, 0)
+    store.image_state(target, 0)
     store.mark_started(target, 0)
     store.record_done(target, 0, outcome)
     store.record_failed(target, 1, "gone")
@@ -244,7 +246,7 @@ def test_upgrade_from_the_schema_before_migrations() -> None:
     store.ensure_schema()
     record = store.get_request(request_id)
     assert record is not None and (record.done, record.failed) == (1, 0)
-    assert store.record_failed(request_id, 1, "gone") and store.complete_request(request_id)
+    assert store.record_failed(request_id, 1, "gone").changed and store.complete_request(request_id)
     assert store.migrate() == []
     store.close()
     with admin() as server:

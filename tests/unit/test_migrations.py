@@ -144,7 +144,7 @@ def test_upgrade_from_the_schema_before_migrations_keeps_and_counts_the_data(tmp
         store.mark_fanin_reseed(request_id)  # the column the old schema may lack
         assert store.fanin_reseed_needed(request_id)
         outcome = ImageOutcome("https://out.example/2.jpg", 1, 1, 1, 1, "JPEG", 50, 0, 0, 0)
-        assert store.record_done(request_id, 2, outcome)
+        assert store.record_done(request_id, 2, outcome).changed
         assert store.complete_request(request_id)
         record = store.get_request(request_id)
         assert record is not None and (record.done, record.failed) == (2, 1)

@@ -20,7 +20,7 @@ import pytest
 
 from shared import store as store_module
 from shared.errors import TransientFailure
-from shared.models import DeliveryAttempt, ImageOutcome, ImageStatus, ProductRow, RequestStatus
+from shared.models import DeliveryAttempt, ImageOutcome, ImageStatus, ProductRow, Recorded, RequestStatus
 from shared.settings import Secret, Settings
 from shared.sql_dialect import RetryPolicy, SQLiteDialect
 from shared.sql_limits import INT_MAX, PRODUCT_NAME_UNITS, URL_UNITS, utf16_units
@@ -183,14 +183,14 @@ def test_image_lifecycle(store: Store) -> None:
     assert (started.attempts, again.attempts) == (1, 2)
     assert started.started_at is not None and again.started_at == started.started_at
 
-    assert store.record_done(request_id, 0, outcome(0)) is True
-    assert store.record_done(request_id, 0, outcome(0)) is False
-    assert store.record_failed(request_id, 0, "late failure") is False
+    assert store.record_done(request_id, 0, outcome(0)).changed is True
+    assert store.record_done(request_id, 0, outcome(0)).changed is False
+    assert store.record_failed(request_id, 0, "late failure").changed is False
     record = store.get_request(request_id)
     assert record is not None and record.status is RequestStatus.PROCESSING and record.done == 1
 
-    assert store.record_failed(request_id, 1, "x" * 5000) is True
-    assert store.record_done(request_id, 1, outcome(1)) is False
+    assert store.record_failed(request_id, 1, "x" * 5000).changed is True
+    assert store.record_done(request_id, 1, outcome(1)).changed is False
     assert store.terminal_seqs(request_id) == {0, 1}
 
     done, failed = store.list_images(request_id)[:2]
@@ -202,6 +202,28 @@ def test_image_lifecycle(store: Store) -> None:
     assert failed.error is not None and 0 < len(failed.error) <= store_module.MAX_ERROR_CHARS
     record = store.get_request(request_id)
     assert record is not None and (record.done, record.failed) == (1, 1)
+
+
+def test_the_hot_path_answers_repeats_and_the_fanin_reseed_mark(store: Store) -> None:
+    """image_state says whether later slots repeat the image and whether the request's fan-in is
+    marked for a re-seed; record_* answer the mark from the transaction that recorded the image
+    (OUTPUT / RETURNING on the counts' update), whether or not this call changed the image."""
+    request_id = new_id()
+    repeated = ProductRow(line=2, serial=1, name="Mug", urls=("https://x.example/a", "https://x.example/b",
+                                                                "https://x.example/a"))  # fmt: skip
+    store.create_request(request_id, [repeated], None, None)
+    state = store.image_state(request_id, 0)
+    assert state is not None and state.has_repeats and not state.fanin_reseed and state.leader_seq is None
+    assert not store.image_state(request_id, 1).has_repeats  # type: ignore[union-attr]
+    assert store.image_state(request_id, 2).leader_seq == 0  # type: ignore[union-attr]
+    assert store.record_done(request_id, 1, outcome(1), has_repeats=False) == Recorded(True, False)
+    store.mark_fanin_reseed(request_id)
+    assert store.image_state(request_id, 1).fanin_reseed  # type: ignore[union-attr]
+    assert store.record_done(request_id, 0, outcome(0)) == Recorded(True, True)
+    assert store.record_failed(request_id, 0, "late") == Recorded(False, True)  # a redelivery reads it too
+    assert store.terminal_seqs(request_id) == {0, 1, 2}  # the repeat took its leader's outcome
+    record = store.get_request(request_id)
+    assert record is not None and (record.done, record.failed) == (3, 0)
 
 
 def test_complete_request_once_and_only_when_every_image_is_finished(store: Store) -> None:
@@ -234,7 +256,7 @@ def test_values_at_the_column_limits_round_trip(store: Store) -> None:
     name = emoji * (PRODUCT_NAME_UNITS // 2)
     url = "https://img.example/" + emoji * ((URL_UNITS - 20) // 2)
     store.create_request(request_id, [ProductRow(2, INT_MAX, name, (url,))], None, None)
-    assert store.record_failed(request_id, 0, emoji * 5000)
+    assert store.record_failed(request_id, 0, emoji * 5000).changed
     (image,) = store.list_images(request_id)
     assert (image.product_name, image.input_url, image.serial) == (name, url, INT_MAX)
     assert image.error is not None and utf16_units(image.error) == store_module.MAX_ERROR_CHARS
@@ -263,7 +285,7 @@ def test_threads_complete_images_concurrently(store: Store) -> None:
         for seq in range(40):  # every thread races for every image
             finished = store.record_done(request_id, seq, outcome(seq)) if seq % 3 else (
                 store.record_failed(request_id, seq, f"failed by {index}"))  # fmt: skip
-            if finished:
+            if finished.changed:
                 changed[index].append(seq)
         completions.append(store.complete_request(request_id))
 
@@ -311,7 +333,7 @@ request_id, total = sys.argv[2], int(sys.argv[3])
 changed = []
 for seq in range(total):
     result = ImageOutcome(f"https://out.example/{seq}", 1, 1, 1, 1, "JPEG", 50, 0, 0, 0)
-    if store.record_done(request_id, seq, result):
+    if store.record_done(request_id, seq, result).changed:
         changed.append(seq)
 print(json.dumps({"changed": changed, "completed": store.complete_request(request_id)}))
 """
@@ -347,7 +369,7 @@ def test_sqlite_lock_held_too_long_raises_transient_failure(tmp_path: Path) -> N
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert store.record_done(request_id, 0, outcome(0)) is True  # works again once the lock is gone
+    assert store.record_done(request_id, 0, outcome(0)).changed is True  # works again once the lock is gone
     store.close()
 
 

@@ -102,8 +102,8 @@ def test_create_request_without_a_key_recognises_its_own_stored_request(store: S
 def test_record_done_answers_true_once_and_counts_once(store: Store) -> None:
     request_id = new_request(store)
     lose_next_commit()
-    assert store.record_done(request_id, 0, OUTCOME) is True  # the image was finished by this call
-    assert store.record_done(request_id, 0, OUTCOME) is False  # a real redelivery still sees it done
+    assert store.record_done(request_id, 0, OUTCOME).changed is True  # the image was finished by this call
+    assert store.record_done(request_id, 0, OUTCOME).changed is False  # a real redelivery still sees it done
     record = store.get_request(request_id)
     assert record is not None and (record.done, record.failed) == (1, 0)
 
@@ -111,7 +111,7 @@ def test_record_done_answers_true_once_and_counts_once(store: Store) -> None:
 def test_record_failed_after_a_lost_commit(store: Store) -> None:
     request_id = new_request(store)
     lose_next_commit()
-    assert store.record_failed(request_id, 1, "404") is True
+    assert store.record_failed(request_id, 1, "404").changed is True
     record = store.get_request(request_id)
     assert record is not None and (record.done, record.failed) == (0, 1)
 

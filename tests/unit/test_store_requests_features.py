@@ -56,15 +56,15 @@ def test_repeats_become_aliases_and_share_the_leaders_outcome(store: Store) -> N
     store.mark_enqueued_range(request_id, 0, 6)  # a range marks its aliases too, so the fan-out can complete
     assert store.mark_fanout_complete_if_done(request_id) is True
 
-    assert store.record_done(request_id, 0, outcome("https://o/0.jpg"))
-    assert store.record_failed(request_id, 1, "HTTP 404")
+    assert store.record_done(request_id, 0, outcome("https://o/0.jpg")).changed
+    assert store.record_failed(request_id, 1, "HTTP 404").changed
     by_seq = {image.seq: image for image in store.list_images(request_id)}
     assert [by_seq[s].status for s in (0, 3, 4)] == [ImageStatus.DONE] * 3
     assert {by_seq[s].output_url for s in (0, 3, 4)} == {"https://o/0.jpg"}
     assert by_seq[5].status is ImageStatus.FAILED and by_seq[5].error == "HTTP 404"
     assert by_seq[2].status is ImageStatus.PENDING
     assert store.terminal_seqs(request_id) == {0, 1, 3, 4, 5}
-    assert not store.record_done(request_id, 0, outcome("https://o/other.jpg"))  # a redelivery changes nothing
+    assert not store.record_done(request_id, 0, outcome("https://o/other.jpg")).changed  # a redelivery changes nothing
 
 
 def test_cancel_skips_unstarted_images_once_and_leaves_started_ones(store: Store) -> None:

@@ -125,6 +125,8 @@ def exercise_every_method(store: Store) -> None:
     store.image_status(rid, 0)
     store.mark_started(rid, 0)
     store.record_done(rid, 0, ImageOutcome("https://o.example/0.jpg", 10, 5, 1, 1, "JPEG", 50, 1, 1, 1))
+    store.record_done(rid, 2, ImageOutcome("https://o.example/2.jpg", 10, 5, 1, 1, "JPEG", 50, 1, 1, 1),
+                      has_repeats=False)  # fmt: skip
     store.note_retry(rid, 1, "HTTP 503", now)
     store.record_failed(rid, 1, "gone")
     store.terminal_seqs(rid)
@@ -179,6 +181,32 @@ def test_request_ids_are_compared_as_varchar_so_the_key_column_is_never_converte
             assert isinstance(value.this, exp.Placeholder), sql
             compared += 1
     assert compared >= 20
+
+
+class CommitCountingConnection(RecordingConnection):
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits = 0
+
+    def commit(self) -> None:
+        self.commits += 1
+
+
+def test_a_normal_image_is_seven_round_trips_on_sql_server() -> None:
+    """Each statement and each commit is one round trip to SQL Server: image_state (one SELECT),
+    mark_started, and record_done whose counts' UPDATE answers the fan-in re-seed mark (OUTPUT)."""
+    connection = CommitCountingConnection()
+    store = Store(lambda: connection, TSQLDialect())
+    rid = "00000000-0000-0000-0000-000000000001"
+    store.get_request(rid)  # connects (session options) first
+    connection.log, connection.commits = [], 0
+    store.image_state(rid, 0)
+    store.mark_started(rid, 0)
+    store.record_done(rid, 0, ImageOutcome("https://o.example/0.jpg", 10, 5, 1, 1, "JPEG", 50, 1, 1, 1),
+                      has_repeats=False)  # fmt: skip
+    assert [sql.split()[0] for sql in connection.log] == ["SELECT", "UPDATE", "UPDATE", "UPDATE"]
+    assert " OUTPUT inserted.fanin_reseed_at WHERE " in connection.log[-1]
+    assert len(connection.log) + connection.commits == 7
 
 
 def test_no_statement_takes_range_locks_or_merges() -> None:
