@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 
+import pytest
+
 from shared.http_deadline import total_deadline
 
 
@@ -45,6 +47,7 @@ def test_a_deadline_closed_in_time_never_expires() -> None:
         assert theirs.recv(1) == b"x"
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # Python 3.12+
 def test_a_forked_child_gets_a_watchdog_of_its_own() -> None:
     """The parent's thread does not exist in a child: deadlines there must still cut sockets."""
     import multiprocessing
