@@ -7,8 +7,10 @@ a fresh Azurite:
 
 - **per operation**: client CPU (this process, ``os.times``) and Azurite CPU (its process tree,
   ``/proc``) per send, per message received (pages of 32) and per delete, at a small backlog, for
-  each client the local host could use (the Python SDK as built by default, and with
-  ``use_env_settings=False``, which skips requests' proxy and ``.netrc`` lookups per request);
+  each client the local host could use: the Python SDK as built by default, the SDK with
+  ``use_env_settings=False`` (no proxy and ``.netrc`` lookups per request), and the small REST
+  client the local host uses (``devhost.queue_rest``; ``bench.queue_client_cost`` compares the
+  clients' own CPU more finely, in interleaved rounds);
 - **against the backlog**: Azurite CPU per receive page and per delete as the queue holds more
   messages (Azurite keeps a queue's messages in an unindexed in-memory collection, so both grow
   linearly with the messages stored).
@@ -25,10 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +40,7 @@ from azure.storage.queue import QueueClient
 
 from bench.harness import OUT_DIR, cpu_seconds, environment, load_average, process_tree
 from bench.pipeline import kernel_cpu_s_per_image
+from bench.queue_client_cost import rest_ops, sdk_ops
 from devtools.servers import Azurite
 
 MESSAGE = "x" * 160  # about the size of one base64 image message
@@ -45,8 +48,7 @@ LIMIT_MESSAGES = 200_000  # 10,000 rows x 20 URLs
 
 
 def _own_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
+    return time.process_time()  # user + system at ns resolution (os.times ticks at 10 ms)
 
 
 class _Meter:
@@ -65,30 +67,30 @@ class _Meter:
         return _own_cpu() - client0, self.azurite() - server0
 
 
-def per_operation(azurite: Azurite, meter: _Meter, name: str, client: QueueClient, ops: int) -> dict[str, Any]:
-    client.create_queue()
-    client.send_message(MESSAGE)  # a warm connection, as the host's is
-    client.clear_messages()
-    received: list[Any] = []
+def per_operation(meter: _Meter, name: str, ops: dict[str, Callable[..., Any]], count: int) -> dict[str, Any]:
+    """Client and Azurite CPU per send, received message and delete (``bench.queue_client_cost``'s ops)."""
+    ops["send"](MESSAGE)  # a warm connection, as the host's is
+    for message_id, receipt in ops["receive"]():
+        ops["delete"](message_id, receipt)
+    received: list[tuple[str, str]] = []
 
     def send() -> None:
-        for _ in range(ops):
-            client.send_message(MESSAGE)
+        for _ in range(count):
+            ops["send"](MESSAGE)
 
     def receive() -> None:
-        while len(received) < ops:
-            received.extend(next(client.receive_messages(messages_per_page=32, visibility_timeout=600).by_page()))
+        while len(received) < count:
+            received.extend(ops["receive"]())
 
     def delete() -> None:
-        for message in received:
-            client.delete_message(message)
+        for message_id, receipt in received:
+            ops["delete"](message_id, receipt)
 
-    row: dict[str, Any] = {"client": name, "operations": ops}
+    row: dict[str, Any] = {"client": name, "operations": count}
     for label, work in (("send", send), ("receive", receive), ("delete", delete)):
         client_s, server_s = meter.measure(work)
-        row[f"{label}_client_ms"] = round(1000 * client_s / ops, 3)
-        row[f"{label}_azurite_ms"] = round(1000 * server_s / ops, 3)
-    client.delete_queue()
+        row[f"{label}_client_ms"] = round(1000 * client_s / count, 3)
+        row[f"{label}_azurite_ms"] = round(1000 * server_s / count, 3)
     return row
 
 
@@ -139,23 +141,23 @@ def run(ops: int, backlogs: Sequence[int]) -> dict[str, Any]:
         azurite = Azurite(location=workdir / "azurite").start()
         try:
             meter = _Meter(azurite)
-            clients = {
-                "Python SDK (default)": lambda q: QueueClient.from_connection_string(azurite.connection_string, q),
-                "Python SDK, use_env_settings=False": lambda q: QueueClient.from_connection_string(
-                    azurite.connection_string, q, use_env_settings=False
-                ),
+            connection = azurite.connection_string
+            clients: dict[str, Callable[[str], dict[str, Callable[..., Any]]]] = {
+                "Python SDK (default)": lambda q: sdk_ops(connection, q, True),
+                "Python SDK, use_env_settings=False": lambda q: sdk_ops(connection, q, False),
+                "local host's REST client (devhost.queue_rest)": lambda q: rest_ops(connection, q),
             }
             operations = []
             for index, (name, make) in enumerate(clients.items()):
-                operations.append(per_operation(azurite, meter, name, make(f"ops-{index}"), ops))
+                operations.append(per_operation(meter, name, make(f"ops-{index}"), ops))
                 print(f"  {name}: {operations[-1]}", flush=True)
-            backlog = against_backlog(meter, clients["Python SDK (default)"]("backlog"), backlogs)
+            backlog = against_backlog(meter, QueueClient.from_connection_string(connection, "backlog"), backlogs)
         finally:
             azurite.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     kernel_ms = 1000 * kernel_cpu_s_per_image(2.0)
-    base = operations[0]
+    base = operations[-1]  # the client the local host uses
     delete_slope = _slope(backlog, "delete_azurite_ms")
     at_200 = min(backlog, key=lambda r: abs(r["stored"] - 200))
     azurite_per_image = base["send_azurite_ms"] + base["receive_azurite_ms"] + at_200["delete_azurite_ms"]
@@ -168,6 +170,9 @@ def run(ops: int, backlogs: Sequence[int]) -> dict[str, Any]:
         "kernel_cpu_ms_per_image": round(kernel_ms, 2),
         "azurite_ms_per_image": round(azurite_per_image, 2),
         "azurite_share_of_kernel": round(azurite_per_image / kernel_ms, 3),
+        "host_client_ms_per_image": round(
+            base["send_client_ms"] + base["receive_client_ms"] + base["delete_client_ms"], 2
+        ),
         "delete_ms_per_stored_message": round(delete_slope, 5),
         "receive_page_ms_per_stored_message": round(_slope(backlog, "receive_page_azurite_ms"), 5),
         # Deleting n messages one by one from a backlog that shrinks from n: slope * n^2 / 2.
@@ -205,7 +210,8 @@ def markdown(document: dict[str, Any]) -> str:
         "",
         f"Azurite alone costs {document['azurite_ms_per_image']} ms of CPU per image (one send, one received "
         f"message, one delete at a backlog of about 200): {document['azurite_share_of_kernel']:.0%} of the "
-        f"kernel's {document['kernel_cpu_ms_per_image']} ms per image, on the same cores. A delete costs "
+        f"kernel's {document['kernel_cpu_ms_per_image']} ms per image, on the same cores; the local host's client "
+        f"adds {document.get('host_client_ms_per_image', '?')} ms. A delete costs "
         f"{document['delete_ms_per_stored_message'] * 1000:.1f} µs more per message stored: draining a "
         f"{LIMIT_MESSAGES:,}-message backlog one delete at a time would cost Azurite about "
         f"{document['limit_backlog_delete_hours']} hours of CPU in deletes alone.",

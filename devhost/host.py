@@ -114,6 +114,7 @@ class Host:
         while not self._stop.wait(0.5):
             pool.supervise()
         self._shutdown(server, listeners, timers, pool, completions)
+        clients.close()
         return 0
 
     def _install_signal_handlers(self) -> None:

@@ -17,15 +17,13 @@ import uuid
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.storage.queue import QueueMessage as StorageMessage
-
 from devhost.backoff import RandomizedExponentialBackoff
 from devhost.discovery import FunctionSpec
 from devhost.invocation import InvocationRequest, InvocationResult, QueueMessageData
 from devhost.logs import InvocationLog, queue_reason
 from devhost.queue_io import POISON_SUFFIX, QueueClients, connection_setting, decode
 from devhost.queue_options import MIN_POLLING_INTERVAL, QueueOptions
+from devhost.queue_rest import QueueRequestError, QueueResourceNotFound, ReceivedMessage
 from devhost.workers import WorkerCrashed, WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -33,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Lease:
-    message: StorageMessage
+    message: ReceivedMessage
     pop_receipt: str
     renew_at: float
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -109,17 +107,14 @@ class QueueListener:
             # (the real listener renews its wait handle at the start of each poll in the same way).
             self._wake.clear()
             try:
-                pages = self._client.receive_messages(
-                    messages_per_page=self._options.batch_size, visibility_timeout=self._lease_seconds()
-                ).by_page()
-                messages = list(next(pages, []))
+                messages = self._client.receive_messages(self._options.batch_size, self._lease_seconds())
                 missing_reported = False
-            except ResourceNotFoundError:
+            except QueueResourceNotFound:
                 if not missing_reported:
                     logger.warning("Queue '%s' does not exist yet; waiting for it to be created", self.queue_name)
                     missing_reported = True
                 messages = []
-            except AzureError as exc:
+            except QueueRequestError as exc:
                 logger.warning("Polling queue '%s' failed: %s", self.queue_name, type(exc).__name__)
                 messages = []
             if self._stopping.is_set():
@@ -146,7 +141,7 @@ class QueueListener:
     def _lease_seconds(self) -> int:
         return max(1, round(self._options.lease_seconds))
 
-    def _handle(self, message: StorageMessage) -> None:
+    def _handle(self, message: ReceivedMessage) -> None:
         max_count = self._options.max_dequeue_count
         if message.dequeue_count is not None and message.dequeue_count > max_count:
             if not self._has_poison_queue:
@@ -161,7 +156,7 @@ class QueueListener:
             )
             self._poison(message, message.pop_receipt or "")
             return
-        body = decode(str(message.content or ""), self._options.message_encoding)
+        body = decode(message.content, self._options.message_encoding)
         if body is None:
             logger.warning(
                 "Message '%s' on '%s' is not valid %s: moving it to '%s%s'",
@@ -246,23 +241,22 @@ class QueueListener:
                     if lease.settled:
                         continue
                     try:
-                        updated = self._client.update_message(
-                            lease.message.id, lease.pop_receipt, visibility_timeout=self._lease_seconds()
+                        lease.pop_receipt = self._client.update_visibility(
+                            lease.message.id, lease.pop_receipt, self._lease_seconds()
                         )
-                        lease.pop_receipt = updated.pop_receipt or lease.pop_receipt
                         lease.renew_at = time.monotonic() + self._options.lease_seconds / 2
-                    except AzureError as exc:
+                    except QueueRequestError as exc:
                         logger.warning(
                             "Renewing the lease of message '%s' failed: %s",
                             lease.message.id,
                             type(exc).__name__,
                         )
 
-    def _poison(self, message: StorageMessage, pop_receipt: str) -> None:
+    def _poison(self, message: ReceivedMessage, pop_receipt: str) -> None:
         try:
             # The raw text, so the poison copy keeps the original encoding (or the undecodable body).
-            self._clients.send_raw(self._setting, self.queue_name + POISON_SUFFIX, str(message.content or ""))
-        except AzureError:
+            self._clients.send_raw(self._setting, self.queue_name + POISON_SUFFIX, message.content)
+        except QueueRequestError:
             logger.exception(
                 "Copying message '%s' to the poison queue failed; it stays on '%s'",
                 message.id,
@@ -274,7 +268,7 @@ class QueueListener:
     def _delete(self, message_id: str, pop_receipt: str) -> None:
         try:
             self._client.delete_message(message_id, pop_receipt)
-        except AzureError as exc:
+        except QueueRequestError as exc:
             logger.warning(
                 "Deleting message '%s' failed (%s); it will be delivered again",
                 message_id,
@@ -283,8 +277,8 @@ class QueueListener:
 
     def _release(self, message_id: str, pop_receipt: str, delay_seconds: int) -> None:
         try:
-            self._client.update_message(message_id, pop_receipt, visibility_timeout=delay_seconds)
-        except AzureError as exc:
+            self._client.update_visibility(message_id, pop_receipt, delay_seconds)
+        except QueueRequestError as exc:
             logger.warning(
                 "Releasing message '%s' failed (%s); it returns when its lease ends",
                 message_id,

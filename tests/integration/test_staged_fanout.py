@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from devtools.apphost import AppStack
-from devtools.http_servers import Reply, RunningServer, serve_in_thread
+from devtools.http_servers import RecordedRequest, Reply, RunningServer, serve_in_thread
 from devtools.samples import csv_for, photo_jpeg
 from shared.queues import queue_client
-from tests.integration.test_pipeline_faults import GatedImages, _deliveries, _outputs, _query, _settle, _wait
+from tests.integration.test_pipeline_faults import _deliveries, _outputs, _query, _settle, _wait
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +37,47 @@ def tiny_images() -> Iterator[RunningServer]:
         yield server
 
 
+class HeldImages:
+    """/held/<n>.jpg answers only once ``release()`` is called (counting arrivals); /img/<n>.jpg at once.
+
+    Unlike the fault tests' gate, a held download never ends by itself while the test runs: an
+    image held here is Pending until the test says otherwise, however slow the machine.
+    """
+
+    # Only a safety net for a test that dies without releasing; below the stack's read timeout.
+    SAFETY_TIMEOUT_S = 240
+
+    def __init__(self) -> None:
+        self.server: RunningServer | None = None
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self._arrived = 0
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        kind, _, name = request.path.split("?", 1)[0].strip("/").partition("/")
+        if kind not in {"img", "held"} or not name.endswith(".jpg") or not name[:-4].isdigit():
+            return Reply(status=404)
+        if kind == "held":
+            with self._lock:
+                self._arrived += 1
+            self._released.wait(timeout=self.SAFETY_TIMEOUT_S)
+        return Reply(body=photo_jpeg(int(name[:-4]), size=(64, 48)), headers={"Content-Type": "image/jpeg"})
+
+    def url(self, path: str) -> str:
+        assert self.server is not None
+        return self.server.url(path)
+
+    def arrived(self) -> int:
+        with self._lock:
+            return self._arrived
+
+    def release(self) -> None:
+        self._released.set()
+
+
 @pytest.fixture()
-def gated_images() -> Iterator[GatedImages]:
-    images = GatedImages()
+def held_images() -> Iterator[HeldImages]:
+    images = HeldImages()
     with serve_in_thread(images.handle) as server:
         images.server = server
         yield images
@@ -88,30 +127,52 @@ def test_a_100_image_job_fans_out_as_a_tree_and_completes_once(make_stack, tiny_
     assert _query(stack, "SELECT fanout_completed_at IS NOT NULL FROM requests")[0][0] == 1
 
 
+def _done(stack: AppStack, request_id: str) -> int:
+    return int(_query(stack, "SELECT COUNT(*) FROM images WHERE request_id = ? AND status = 'Done'", request_id)[0][0])
+
+
+HELD = 3  # images 0-2 of 20 are held at the image server
+# Threads a worker process, more than twice HELD: the held downloads (the originals, then the
+# copy's) can never take every thread of a worker process, so no invocation the test waits for
+# queues behind them. (The test used to hold 4 images with 4 threads a worker: when the host gave
+# the copy to the worker holding all four, it waited there until the gate's own 15 s timeout let
+# them finish, and the copy found one or more of them Done.)
+THREADS = 8
+
+
 def test_a_redelivered_range_message_sends_again_and_the_job_still_completes_once(
-    make_stack, gated_images: GatedImages, webhook
+    make_stack, held_images: HeldImages, webhook
 ) -> None:
-    stack = make_stack(**TREE)
-    # Images 0-3 wait at the image server (4 of the host's 8 invocation slots); the rest answer.
-    gated = gated_images
-    urls = [[gated.url(f"/{'gated' if n < 4 else 'img'}/{n}.jpg") for n in range(p * 4, p * 4 + 4)] for p in range(5)]
+    stack = make_stack(
+        FUNCTIONS_WORKER_PROCESS_COUNT="2", PYTHON_THREADPOOL_THREAD_COUNT=str(THREADS),
+        OUTBOUND_READ_TIMEOUT_SECONDS="300",  # a held download must not time out and go Failed or retry
+        **TREE,
+    )  # fmt: skip
+    held = held_images
+    urls = [[held.url(f"/{'held' if n < HELD else 'img'}/{n}.jpg") for n in range(p * 4, p * 4 + 4)] for p in range(5)]
     response = stack.upload(csv_for(urls), webhook_url=webhook.url)
+    assert response.status_code == 202, response.text
     request_id = response.json()["request_id"]
-    _wait(lambda: gated.waiting() == 4, 60, "images 0-3 to reach the image server")
+    # The original fan-out is over and every image but the held ones is Done: exactly images 0-2
+    # are Pending, each with its original invocation still downloading.
+    _wait(lambda: held.arrived() == HELD and _done(stack, request_id) == 20 - HELD, 60, "images 3-19 to finish")
+    original = _fanout_ranges(stack, request_id)
+
     # A copy of the root range, as the queue would deliver it again after a lost delete.
     root = {"request_id": request_id, "start": 0, "end": 20}
     with queue_client(stack.env["AzureWebJobsStorage"], stack.env["FANOUT_QUEUE_NAME"]) as client:
         client.send_message(json.dumps(root))
-    _wait(lambda: len(_fanout_ranges(stack, request_id)) >= 2 * 4, 60, "the copy to fan out again")
-    gated.release()
+    _wait(lambda: len(_fanout_ranges(stack, request_id)) == len(original) + 4, 60, "the copy to fan out")
+    assert sorted(original) == [(0, 20, 5, 3), (5, 10, 5, 0), (10, 15, 5, 0), (15, 20, 5, 0)]
+    # The copy ignores the enqueued marks: it sends every image still Pending (0-2) and no other.
+    copy = _fanout_ranges(stack, request_id)[len(original) :]
+    assert sorted(copy) == [(0, 20, HELD, 3), (5, 10, 0, 0), (10, 15, 0, 0), (15, 20, 0, 0)]
+    # Its messages for 0-2 reach the image server while the originals are still held: they were
+    # worked again, not skipped as finished.
+    _wait(lambda: held.arrived() == 2 * HELD, 60, "the copy's image messages to be worked")
+    held.release()
     _settle(stack, request_id, timeout_s=120)
-
-    sent = sum(images for _, _, images, _ in _fanout_ranges(stack, request_id))
-    # The copy sends again what is still Pending: images 0-3 as a rule. One fresh-clone run under
-    # parallel load sent 23, not 24 (one gated image no longer Pending when the copy ran; not yet
-    # explained), so the check is that the copy really sent images a second time...
-    assert sent > 20
-    _exactly_once(stack, request_id, 20)  # ...and still count once
+    _exactly_once(stack, request_id, 20)  # the images worked twice still count once
     assert len(webhook.deliveries) == 1
 
 
