@@ -57,3 +57,36 @@ def jpeg_with_repeated_scan(width: int, height: int, repeats: int) -> bytes:
     last_scan = data.rindex(b"\xff\xda")
     scan = data[last_scan:-2]  # the SOS segment and its entropy-coded data, up to EOI
     return data[:-2] + scan * repeats + b"\xff\xd9"
+
+
+def _baseline_jpeg(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.effect_noise((width, height), 60).convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def jpeg_with_component_scans(width: int, height: int, scans: int) -> bytes:
+    """A baseline (sequential) colour JPEG of ``scans`` empty one-component scans.
+
+    A first scan with fewer components than the frame makes libjpeg buffer the whole image and
+    accept further scans; each empty one is decoded over every block of its component (libjpeg
+    fills the missing data with zeros), so the cost grows with the scan count like a progressive bomb.
+    """
+    data = _baseline_jpeg(width, height)
+    header = data[: data.index(b"\xff\xda")]
+    one_component_scan = b"\xff\xda\x00\x08\x01%c\x00\x00\x3f\x00"  # Ns=1, tables 0, Ss=0, Se=63
+    return header + b"".join(one_component_scan % (1 + index % 3) for index in range(scans)) + b"\xff\xd9"
+
+
+def jpeg_with_scans_after_a_full_scan(width: int, height: int, repeats: int, *, junk: bool = False) -> bytes:
+    """A baseline JPEG whose one interleaved scan is followed by ``repeats`` copies of it.
+
+    ``junk`` puts stray bytes after the first header segment: Pillow and libjpeg skip them (libjpeg
+    with a warning, jdmarker.c ``next_marker``), a strict header walk does not.
+    """
+    data = _baseline_jpeg(width, height)
+    scan = data[data.index(b"\xff\xda") : -2]
+    if junk:
+        after_first_segment = 4 + int.from_bytes(data[4:6], "big")
+        data = data[:after_first_segment] + b"\x00junk" + data[after_first_segment:]
+    return data[:-2] + scan * repeats + b"\xff\xd9"

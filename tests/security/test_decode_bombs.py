@@ -114,6 +114,30 @@ def test_progressive_jpeg_with_a_scan_repeated_is_refused_before_decoding() -> N
     assert refused(data) == f"image too complex: {scans} JPEG scans, at most {MAX_JPEG_SCANS}"
 
 
+def test_baseline_jpeg_of_one_component_scans_is_refused_before_decoding() -> None:
+    """A sequential JPEG can be a scan bomb too, when its first scan leaves components out."""
+    data = bombs.jpeg_with_component_scans(256, 256, scans=400)
+    assert refused(data) == f"image too complex: 400 JPEG scans, at most {MAX_JPEG_SCANS}"
+
+
+def test_scans_after_a_baseline_jpegs_one_full_scan_are_never_decoded() -> None:
+    """Why a baseline JPEG whose first scan has every component is not counted (``_single_scan``).
+
+    libjpeg decodes such a file from its first scan alone and stops with an error at the second
+    SOS (jdinput.c: ``JERR_EOI_EXPECTED``): the file fails as corrupt, whatever follows. Before
+    the scan count was skipped for these files, this one failed as "too complex" instead.
+    """
+    data = bombs.jpeg_with_scans_after_a_full_scan(64, 64, repeats=400)
+    assert data.count(b"\xff\xda") > MAX_JPEG_SCANS
+    assert refused(data) == "image is truncated or corrupt"
+
+
+def test_a_header_the_strict_walk_cannot_follow_has_its_scans_counted() -> None:
+    """Stray bytes libjpeg skips (with a warning) make the header walk give up: every scan is counted."""
+    data = bombs.jpeg_with_scans_after_a_full_scan(64, 64, repeats=400, junk=True)
+    assert refused(data) == f"image too complex: 401 JPEG scans, at most {MAX_JPEG_SCANS}"
+
+
 def test_an_ordinary_progressive_jpeg_is_not_too_complex() -> None:
     buffer = io.BytesIO()
     Image.effect_noise((320, 240), 40).convert("RGB").save(buffer, "JPEG", quality=95, progressive=True)
