@@ -67,6 +67,9 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         # Invocations submitted while no worker is alive wait here for a replacement.
         self._backlog: list[tuple[InvocationRequest, Future[InvocationResult]]] = []
+        # Round robin over the live workers, whatever each has in flight, as the real host's
+        # RpcFunctionInvocationDispatcherLoadBalancer does (Interlocked.Increment(counter) % workers).
+        self._dispatched = 0
         self._closing = False
         # Functions the workers could not load (name -> error); they stay registered and fail each call.
         self.load_errors: dict[str, str] = {}
@@ -102,7 +105,8 @@ class WorkerPool:
             if not live:
                 self._backlog.append((request, future))
                 return
-            worker = min(live, key=lambda w: len(w.pending))
+            self._dispatched += 1
+            worker = live[self._dispatched % len(live)]
             worker.pending[request.invocation_id] = future
             if self._timeout is not None:
                 worker.deadlines[request.invocation_id] = (time.monotonic() + self._timeout, request.function_name)

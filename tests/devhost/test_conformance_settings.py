@@ -67,3 +67,24 @@ def test_function_timeout_applies_to_a_queue_invocation(hosts: Hosts, queues: Qu
         timeout=60,
     )
     assert "Executed 'Functions.work' (Failed" in host.output()
+
+
+@pytest.mark.integration
+def test_invocations_go_round_robin_over_worker_processes_whatever_each_has_in_flight(hosts: Hosts) -> None:
+    """Azure/azure-functions-host src/WebJobs.Script/Workers/Rpc/FunctionRegistration/
+    RpcFunctionInvocationDispatcherLoadBalancer.cs: GetLanguageWorkerChannel picks
+    ``Interlocked.Increment(ref _counter) % currentNumberOfWorkers``, not the least busy worker. So with one
+    worker busy on a long invocation, quick invocations still land on it every other time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.devhost.test_conformance_loading import CONFORM_APP
+
+    host = hosts.start(CONFORM_APP, args=["--workers", "2"])
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(requests.get, host.url("/api/which-worker?seconds=6"), timeout=60)
+        wait_until(lambda: "Executing 'Functions.which_worker'" in host.output(), timeout=30)
+        quick = [requests.get(host.url("/api/which-worker"), timeout=30).text for _ in range(4)]
+        busy_pid = busy.result().text
+    assert len(set(quick)) == 2, f"quick invocations all went to one worker: {quick}"
+    assert busy_pid in quick, "the busy worker got none of the quick invocations"
+    assert busy.result().status_code == 200
