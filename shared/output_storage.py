@@ -97,6 +97,7 @@ class LocalOutputStorage:
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, path)
+            _fsync_directory(path.parent)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             logger.warning("could not write output %s", name, exc_info=True)
@@ -106,6 +107,15 @@ class LocalOutputStorage:
         if self._public_base_url:
             return f"{self._public_base_url}/{quote(name)}"
         return path.as_uri()
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable: the file's own fsync does not cover its new name."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 class BlobOutputStorage:

@@ -145,3 +145,20 @@ def test_public_mode_records_the_configured_base_url() -> None:
     recorded = urls.recorded_url("req 1/00000.jpg", "https://acct.blob.core.windows.net/c/req%201/00000.jpg")
     assert recorded == "https://cdn.example.com/outputs/req%201/00000.jpg"
     assert urls.presentable(recorded) == recorded
+
+
+def test_a_local_output_is_durable_under_its_final_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An output recorded as done must survive a crash: the file's data and, after the rename, its folder
+    entry are both flushed to disk (fsync of the file alone does not cover the new name)."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    LocalOutputStorage(tmp_path).put("req/00001.jpg", b"jpeg", "image/jpeg")
+    folder = str((tmp_path / "req").resolve())
+    assert synced[-1] == folder, synced
+    assert any(path.startswith(folder + "/.00001.jpg.") for path in synced[:-1]), synced
