@@ -67,7 +67,7 @@ def plan(quick: bool, full: bool) -> list[tuple[str, list[str]]]:
         ("queue_costs", []),
         (
             "targets",
-            ["--count", "200", "--concurrent", "4x50", "--big", "5000", "--repeats", "2"]
+            ["--count", "200", "--concurrent", "4x50", "--big", "5000,20000", "--repeats", "2"]
             + (["--limit"] if full else []),
         ),
         *([("limit_job", [])] if full else []),

@@ -258,13 +258,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     big: list[dict[str, Any]] = []
     with bench_stack("targets-big", photos_dir(2.0), PROCESSING_OFF) as stack:
         stack.run_accept_only(stack.urls(list(names[:50])))
-        for images, per_product in [(args.big, 4)] + ([(200_000, 20)] if args.limit else []):
+        for images, per_product in [(size, 4) for size in args.big] + ([(200_000, 20)] if args.limit else []):
             result = big_fanout(stack, names, images, per_product)
             big.append(result)
             print(f"{images} images: 202 in {result['post_to_202_s']:.2f} s; fan-out "
                   f"{result['fanout_messages_per_s']:.0f} msg/s vs raw {result['raw_messages_per_s']:.0f} "
                   f"({result['fanout_vs_raw']:.2f} x)", flush=True)
-    leaves = leaf_sweep(names, args.leaf_sizes, args.big) if args.leaf_sizes else []
+    leaves = leaf_sweep(names, args.leaf_sizes, max(args.big)) if args.leaf_sizes else []
     return {
         "benchmark": "targets", "environment": environment(), "run_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "params": {k: v for k, v in vars(args).items() if k != "out"},
@@ -314,15 +314,17 @@ def markdown(result: Mapping[str, Any]) -> str:
          f"max {max(notify_together):.0f} ms", "", ""),
     ]
     for big in result["big"]:
-        limit_case = big["images"] > 10_000
-        target = TARGET_LIMIT_ACCEPT_S if limit_case else TARGET_BIG_ACCEPT_S
+        # The 202 targets: 2 s up to 10,000 images, 20 s at the limits; none in between. The fan-out
+        # target (>= 0.8 x a raw send loop) is the for the limit case; it holds at any size.
+        target = TARGET_LIMIT_ACCEPT_S if big["images"] >= 200_000 else TARGET_BIG_ACCEPT_S
+        has_target = big["images"] <= 10_000 or big["images"] >= 200_000
         rows.append((f"CSV of {big['images']:,} images: POST -> 202", f"**{big['post_to_202_s']:.2f} s**",
-                     f"<= {target:.0f} s", _met(big["post_to_202_s"] <= target)))
+                     f"<= {target:.0f} s" if has_target else "",
+                     _met(big["post_to_202_s"] <= target) if has_target else ""))  # fmt: skip
         rows.append(("... its fan-out vs a raw 32-thread send loop",
                      f"{big['fanout_messages_per_s']:.0f} vs {big['raw_messages_per_s']:.0f} msg/s "
                      f"= **{big['fanout_vs_raw']:.2f} x** ({big['fanout_s']:.1f} s)",
-                     f">= {TARGET_FANOUT_VS_RAW} x" if limit_case else "",
-                     _met(big["fanout_vs_raw"] >= TARGET_FANOUT_VS_RAW) if limit_case else ""))
+                     f">= {TARGET_FANOUT_VS_RAW} x", _met(big["fanout_vs_raw"] >= TARGET_FANOUT_VS_RAW)))  # fmt: skip
     for leaf in result["leaf_sizes"]:
         rows.append((f"fan-out of {leaf['images']:,}, FANOUT_LEAF_SIZE={leaf['leaf_size']}",
                      f"{leaf['fanout_messages_per_s']:.0f} msg/s (raw {leaf['raw_messages_per_s']:.0f}, "
@@ -351,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.targets", description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--concurrent", default="4x50", help="JOBSxIMAGES posted at once")
-    parser.add_argument("--big", type=int, default=5000)
+    parser.add_argument("--big", default="5000", help="comma-separated sizes of CSVs to accept and fan out")
     parser.add_argument("--limit", action="store_true", help="also the 10,000 x 20 CSV (202 and fan-out)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--kernel-repeats", type=int, default=3)
@@ -372,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs, _, size = args.concurrent.partition("x")
     args.concurrent_jobs, args.concurrent_size = int(jobs), int(size)
     args.leaf_sizes = [int(s) for s in args.leaf_sizes.split(",") if s]
+    args.big = [int(s) for s in str(args.big).split(",") if s]
     result = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
