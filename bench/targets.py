@@ -354,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--concurrent", default="4x50", help="JOBSxIMAGES posted at once")
     parser.add_argument("--big", default="5000", help="comma-separated sizes of CSVs to accept and fan out")
-    parser.add_argument("--limit", action="store_true", help="also the 10,000 x 20 CSV (202 and fan-out); hours against Azurite, see BENCHMARKS.md")
+    parser.add_argument("--limit", action="store_true", help="also the 10,000 x 20 CSV (202, fan-out): hours")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--kernel-repeats", type=int, default=3)
     parser.add_argument("--idle", type=float, default=8.0)
