@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from azure.storage.queue import QueueClient
 from PIL import Image
 
 from bench.harness import OUT_DIR, PHOTOS_ROOT, bench_stack, environment, load_average, products_csv, warm_up
+from shared.queues import queue_client
 
 TINY_DIR = PHOTOS_ROOT / "tiny_32px"
 TINY_NAMES = [f"tiny_{i}.jpg" for i in range(8)]
@@ -56,11 +58,8 @@ def _counts(db_path: str, request_id: str) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-def _queue_depth(connection_string: str, queue_name: str) -> int:
-    from shared.queues import queue_client
-
-    with queue_client(connection_string, queue_name) as client:
-        return int(client.get_queue_properties().approximate_message_count or 0)
+def _queue_depth(client: QueueClient) -> int:
+    return int(client.get_queue_properties().approximate_message_count or 0)
 
 
 def run(rows: int, per_row: int, every_s: float, timeout_s: float) -> dict[str, Any]:
@@ -75,13 +74,12 @@ def run(rows: int, per_row: int, every_s: float, timeout_s: float) -> dict[str, 
         stack.webhook.deliveries.clear()
         load = load_average()
         posted = time.time()
-        response = stack.app.upload(body, webhook_url=stack.webhook.url)
-        accepted = time.time()
-        if response.status_code != 202:
-            raise RuntimeError(f"upload answered {response.status_code}: {response.text[:500]}")
-        request_id = response.json()["request_id"]
+        accept = stack.run_accept_only(urls, body)
+        accepted = posted + accept["accept_s"]
+        request_id = accept["request_id"]
         print(f"{images:,} images ({len(body) / 1e6:.1f} MB CSV): 202 in {accepted - posted:.2f} s", flush=True)
         progress: list[dict[str, Any]] = []
+        image_queue = queue_client(env["AzureWebJobsStorage"], env["IMAGE_QUEUE_NAME"])
         deadline = time.monotonic() + timeout_s
         while not any(p.get("request_id") == request_id for p in list(stack.webhook.accepted.values())):
             if time.monotonic() > deadline:
@@ -89,13 +87,14 @@ def run(rows: int, per_row: int, every_s: float, timeout_s: float) -> dict[str, 
             time.sleep(every_s if not progress or progress[-1]["finished"] < images else 1)
             counts = _counts(env["SQLITE_PATH"], request_id)
             finished = sum(n for status, n in counts.items() if status not in ("Pending", "Processing"))
-            depth = _queue_depth(env["AzureWebJobsStorage"], env["IMAGE_QUEUE_NAME"])
+            depth = _queue_depth(image_queue)
             elapsed = time.time() - accepted
             progress.append({"s": round(elapsed, 1), "finished": finished, "queue_depth": depth,
                              "load_1m": load_average()})  # fmt: skip
             print(f"  {elapsed:7.0f} s: {finished:>7,} finished ({finished / elapsed:5.0f}/s), "
                   f"image queue {depth:,}, load {load_average():.1f}", flush=True)  # fmt: skip
         arrived = time.time()
+        image_queue.close()
         time.sleep(5)  # a duplicate webhook, if any, would come within the notify's retry
         counts = _counts(env["SQLITE_PATH"], request_id)
         outputs = sum(1 for _ in (Path(env["OUTPUT_DIR"]) / request_id).iterdir())

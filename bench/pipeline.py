@@ -171,10 +171,9 @@ def store_and_redis_cost(stack: BenchStack, images: int = 300) -> dict[str, floa
     timed directly on the same servers; also the statements per image SQLite ran."""
     import redis
 
-    from shared.database import sqlite_connector
+    from devtools.traced_store import traced_sqlite_store
     from shared.fanin import CompletionTracker
     from shared.models import ImageOutcome, ProductRow
-    from shared.store import Store
 
     statements = 0
 
@@ -182,15 +181,7 @@ def store_and_redis_cost(stack: BenchStack, images: int = 300) -> dict[str, floa
         nonlocal statements
         statements += 1
 
-    connect, dialect = sqlite_connector(Path(stack.app.env["SQLITE_PATH"]).with_name("bench-micro.sqlite3"))
-
-    def traced_connect() -> Any:
-        connection = connect()
-        connection.set_trace_callback(count)  # type: ignore[attr-defined]
-        return connection
-
-    store = Store(traced_connect, dialect)
-    store.ensure_schema()
+    store = traced_sqlite_store(Path(stack.app.env["SQLITE_PATH"]).with_name("bench-micro.sqlite3"), count)
     request_id = str(uuid.uuid4())
     products = [ProductRow(i + 2, i + 1, f"SKU{i}", (f"http://127.0.0.1/{i}.jpg",)) for i in range(images)]
     store.create_request(request_id, products, None, None)

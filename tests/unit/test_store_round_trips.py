@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from devtools import images
+from devtools.traced_store import traced_sqlite_store
 from shared import database, process
 from shared.container import Dependencies
 from shared.database import sqlite_connector
@@ -22,8 +23,6 @@ from shared.errors import ConfigError
 from shared.memory import memory_dependencies
 from shared.models import ImageStatus, ProductRow
 from shared.settings import Settings
-from shared.sql_dialect import DBAPIConnection
-from shared.store import Store
 
 
 class Traced:
@@ -53,15 +52,7 @@ def traced() -> Traced:
 def deps(tmp_path: Path, traced: Traced, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dependencies]:
     settings = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
                                   "SQLITE_PATH": str(tmp_path / "db.sqlite3")})
-    connect, dialect = sqlite_connector(settings.sqlite_path)
-
-    def traced_connect() -> DBAPIConnection:
-        connection = connect()
-        connection.set_trace_callback(traced)  # type: ignore[attr-defined]
-        return connection
-
-    store = Store(traced_connect, dialect)
-    store.ensure_schema()
+    store = traced_sqlite_store(Path(settings.sqlite_path), traced)
     monkeypatch.setattr(process, "download", lambda session, url, **limits: images.jpeg(64, 48))
     built = memory_dependencies(settings, store)
     yield built
