@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-DEV_ACCOUNT = "devstoreaccount1"
-# The well-known, public Azurite/emulator account key (not a secret), as the SDK's UseDevelopmentStorage.
-DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+from devhost.settings import DEV_ACCOUNT, DEV_ACCOUNT_KEY
+
 DEV_QUEUE_ENDPOINT = "http://127.0.0.1:10001/devstoreaccount1"
 DEFAULT_ENDPOINT_SUFFIX = "core.windows.net"
 # The standard headers in the order the string to sign lists them.

@@ -25,7 +25,8 @@ from devhost.queue_rest import (
     QueueService,
     parse_messages,
 )
-from devhost.storage_auth import DEV_ACCOUNT_KEY, ConnectionStringError, QueueAccount, SharedKeySigner
+from devhost.settings import DEV_ACCOUNT_KEY
+from devhost.storage_auth import ConnectionStringError, QueueAccount, SharedKeySigner
 from devtools.http_servers import Reply, serve_in_thread
 
 KEY = base64.b64decode(DEV_ACCOUNT_KEY)
